@@ -1,0 +1,81 @@
+"""Source: the Docker Engine (``docker-daemon:NAME[:TAG]`` or a bare name).
+
+The engine is reached through the docker SDK, which honours ``DOCKER_HOST``
+(Podman's Docker-compatible socket works the same way). The image is
+exported with the engine's ``GET /images/{name}/get`` (what ``docker save``
+uses) into a temporary file that is deleted when the image is closed, and
+read as a docker archive.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from ._docker_archive import open_docker_archive
+from ._errors import EngineError, ReferenceNotFoundError
+from ._source import ImageSource
+
+
+def connect():  # type: ignore[no-untyped-def]
+    """Return a docker SDK client, or raise EngineError naming the fix."""
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as error:
+        host = os.environ.get("DOCKER_HOST", "the default socket")
+        raise EngineError(
+            f"cannot reach the Docker Engine at {host} ({_first_line(error)}); "
+            "start the engine or set DOCKER_HOST"
+        ) from None
+    return client
+
+
+def _first_line(error: BaseException) -> str:
+    return (
+        str(error).strip().splitlines()[0]
+        if str(error).strip()
+        else type(error).__name__
+    )
+
+
+def open_daemon_image(name: str, *, reference: str) -> ImageSource:
+    """Export ``name`` from the engine and open it as a docker archive."""
+    import docker.errors
+
+    client = connect()
+    try:
+        client.images.get(name)
+        chunks = client.api.get_image(name)
+        spool = tempfile.NamedTemporaryFile(
+            prefix="layerlab-", suffix=".tar", delete=False
+        )
+        with spool:
+            for chunk in chunks:
+                spool.write(chunk)
+    except docker.errors.ImageNotFound:
+        raise ReferenceNotFoundError(
+            "image not found in the Docker Engine", image=reference
+        ) from None
+    except docker.errors.DockerException as error:
+        raise EngineError(
+            f"export failed: {_first_line(error)}", image=reference
+        ) from None
+    finally:
+        client.close()
+
+    def remove() -> None:
+        os.unlink(spool.name)
+
+    try:
+        source = open_docker_archive(
+            spool.name, reference=reference, name=None, platform=None
+        )
+    except BaseException:
+        remove()
+        raise
+    source.cleanup = remove
+    return source

@@ -1,0 +1,334 @@
+"""The ``layerlab`` command line: each subcommand only calls the library.
+
+Exit codes: 0 success, 1 a check failed (``ci``), 2 an error (bad input,
+unreachable engine, invalid options), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from ._errors import LayerlabError, OptionError
+from ._format import human_bytes, short_command
+
+# Feature modules that add their own subcommands through register(subparsers).
+FEATURE_MODULES = ("ci", "report", "squash", "compare", "scenarios")
+
+logger = logging.getLogger("layerlab")
+
+
+class RichProgress:
+    """A progress hook that draws a rich bar on standard error."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def start(self, total: int, description: str) -> None:
+        if not self._console.is_terminal or total <= 0:
+            return
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self._console,
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total)
+
+    def advance(self, amount: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, amount)
+
+    def finish(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def stderr_console() -> Console:
+    """Return the console used for progress and errors."""
+    return Console(stderr=True)
+
+
+def add_image_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options every image-reading subcommand shares."""
+    parser.add_argument(
+        "--platform",
+        metavar="OS/ARCH",
+        help="platform to pick from a multi-platform index (default: this host's)",
+    )
+    parser.add_argument(
+        "--no-hash",
+        action="store_true",
+        help="do not hash file contents (faster; identical rewrites then count "
+        "as modified)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the parsed-layer cache",
+    )
+
+
+def open_from_args(args: argparse.Namespace, ref: str) -> Any:
+    """Open ``ref`` with the shared image options, showing a progress bar."""
+    from ._image import open_image
+
+    return open_image(
+        ref,
+        platform=args.platform,
+        hash_content=not args.no_hash,
+        cache=not args.no_cache,
+        progress=RichProgress(stderr_console()),
+    )
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    image = open_from_args(args, args.ref)
+    with image:
+        if args.parquet:
+            _write_tables(image, args.parquet, "parquet")
+        if args.csv:
+            _write_tables(image, args.csv, "csv")
+        if args.json:
+            json.dump(analysis_json(image), sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print_summary(image, Console(), top=args.top)
+    return 0
+
+
+TABLE_NAMES = ("layers", "files", "filesystem", "waste", "history")
+
+
+def _write_tables(image: Any, directory: str, form: str) -> None:
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise OptionError(f"{directory} exists and is not a directory")
+    os.makedirs(directory, exist_ok=True)
+    for name in TABLE_NAMES:
+        table = getattr(image, name)
+        path = os.path.join(directory, f"{name}.{form}")
+        if form == "parquet":
+            table.to_parquet(path, index=False)
+        else:
+            table.to_csv(path, index=False)
+
+
+def analysis_json(image: Any) -> dict[str, Any]:
+    """Return the ``analyze --json`` document for ``image``."""
+    metrics = image.metrics
+    layers = []
+    for row in image.layers.itertuples(index=False):
+        layers.append(
+            {
+                "index": int(row.layer),
+                "digest": _text(row.digest),
+                "diff_id": _text(row.diff_id),
+                "instruction": _text(row.instruction),
+                "created_by": _text(row.created_by),
+                "content_size": int(row.content_size),
+                "uncompressed_size": int(row.uncompressed_size),
+                "compressed_size": int(row.compressed_size),
+                "added": int(row.added),
+                "modified": int(row.modified),
+                "deleted": int(row.deleted),
+                "hidden_bytes": int(row.hidden_bytes),
+            }
+        )
+    return {
+        "reference": image.reference,
+        "size_bytes": metrics.size_bytes,
+        "user_size_bytes": int(metrics.dive.user_size_bytes),
+        "efficiency": metrics.efficiency,
+        "inefficient_bytes": metrics.inefficient_bytes,
+        "user_wasted_percent": metrics.user_wasted_percent,
+        "reclaimable_bytes": metrics.reclaimable_bytes,
+        "wasted_by_reason": metrics.wasted_by_reason,
+        "content_bytes": metrics.content_bytes,
+        "final_bytes": metrics.final_bytes,
+        "compressed_bytes": int(image.layers["compressed_size"].sum()),
+        "layers": layers,
+        "warnings": list(image.warnings),
+    }
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def print_summary(image: Any, console: Console, *, top: int = 10) -> None:
+    """Print a readable summary of ``image``: layers, metrics and top waste."""
+    metrics = image.metrics
+    console.print(f"[bold]{image.reference}[/bold]")
+    console.print(_layers_table(image))
+
+    console.print("[bold]dive's metrics[/bold] (computed as dive 0.13 does)")
+    console.print(f"  efficiency          {metrics.efficiency:.4%}")
+    console.print(f"  inefficient bytes   {human_bytes(metrics.inefficient_bytes)}")
+    console.print(f"  user wasted         {metrics.user_wasted_percent:.2%}")
+    console.print("[bold]layerlab's exact metrics[/bold]")
+    console.print(
+        f"  reclaimable bytes   {human_bytes(metrics.reclaimable_bytes)} "
+        "(what squashing every layer saves)"
+    )
+    for reason, size in metrics.wasted_by_reason.items():
+        if size:
+            console.print(f"    {reason:<17} {human_bytes(size)}")
+    if len(image.waste):
+        console.print(_waste_table(image, top))
+    for warning in image.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", markup=True)
+
+
+def _layers_table(image: Any) -> Table:
+    table = Table(title="layers", title_justify="left")
+    for name in ("#", "instruction", "content", "compressed", "+", "~", "-", "hidden"):
+        table.add_column(name, justify="left" if name == "instruction" else "right")
+    for row in image.layers.itertuples(index=False):
+        table.add_row(
+            str(row.layer),
+            short_command(_text(row.created_by), _text(row.instruction), width=60),
+            human_bytes(row.content_size),
+            human_bytes(row.compressed_size),
+            str(row.added),
+            str(row.modified),
+            str(row.deleted),
+            human_bytes(row.hidden_bytes),
+        )
+    return table
+
+
+def _waste_table(image: Any, top: int) -> Table:
+    table = Table(title=f"largest waste (top {top})", title_justify="left")
+    for name in ("size", "reason", "layer", "hidden by", "path"):
+        table.add_column(name, justify="left" if name == "path" else "right")
+    for row in image.waste.head(top).itertuples(index=False):
+        table.add_row(
+            human_bytes(row.size),
+            str(row.reason),
+            str(row.layer),
+            str(row.hidden_by),
+            row.path,
+        )
+    return table
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="layerlab",
+        description="Understand container images: files per layer, waste, "
+        "dive-compatible metrics, reports.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"layerlab {__version__}"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more (repeat for debug output)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    analyze = subparsers.add_parser(
+        "analyze",
+        help="summarise an image's layers, waste and metrics",
+        description="Read an image and print its layers, dive's metrics and "
+        "layerlab's exact waste figures.",
+    )
+    analyze.add_argument(
+        "ref",
+        metavar="REF",
+        help="docker-archive:FILE, oci-archive:FILE, oci:DIR, "
+        "docker-daemon:NAME, a path or an image name",
+    )
+    add_image_options(analyze)
+    analyze.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object instead of the summary",
+    )
+    analyze.add_argument(
+        "--parquet", metavar="DIR", help="write the tables as Parquet files into DIR"
+    )
+    analyze.add_argument(
+        "--csv", metavar="DIR", help="write the tables as CSV files into DIR"
+    )
+    analyze.add_argument(
+        "--top",
+        type=int,
+        default=10,
+        metavar="N",
+        help="rows of the waste table to print (default 10)",
+    )
+    analyze.set_defaults(func=_analyze)
+
+    for feature in FEATURE_MODULES:
+        try:
+            module = importlib.import_module(f"layerlab._cli_{feature}")
+        except ModuleNotFoundError as error:
+            if error.name != f"layerlab._cli_{feature}":
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except LayerlabError as error:
+        stderr_console().print(
+            f"layerlab: error: {error}", markup=False, highlight=False, soft_wrap=True
+        )
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING
+    if verbosity == 1:
+        level = logging.INFO
+    elif verbosity > 1:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="layerlab: %(levelname)s: %(message)s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
