@@ -20,7 +20,6 @@ hidden_by, waste_reason) plus the rows of the final filesystem.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,7 +61,7 @@ class MergeState:
 
     def show(self, path: str, row: int) -> None:
         self.visible[path] = row
-        parent = posixpath.dirname(path)
+        parent = path.rpartition("/")[0]
         self.children.setdefault(parent, set()).add(path)
 
 
@@ -187,7 +186,7 @@ def _over_implicit(rows: _Rows, row: int) -> str:
 def _ensure_parents(state: MergeState, path: str, layer: int) -> None:
     # A tar may list a/b/c without a/b; extraction creates the missing
     # directories, and a non-directory in the way is replaced.
-    parent = posixpath.dirname(path)
+    parent = path.rpartition("/")[0]
     missing = []
     while parent:
         row = state.visible.get(parent)
@@ -196,7 +195,7 @@ def _ensure_parents(state: MergeState, path: str, layer: int) -> None:
         if row is not None:
             _hide(state, parent, layer, "deleted")
         missing.append(parent)
-        parent = posixpath.dirname(parent)
+        parent = parent.rpartition("/")[0]
     for directory in reversed(missing):
         state.implicit_dirs[directory] = layer
         state.show(directory, -1 - layer)
@@ -204,7 +203,7 @@ def _ensure_parents(state: MergeState, path: str, layer: int) -> None:
 
 def _hide(state: MergeState, path: str, layer: int, reason: str) -> None:
     row = state.visible.pop(path)
-    state.children.get(posixpath.dirname(path), set()).discard(path)
+    state.children.get(path.rpartition("/")[0], set()).discard(path)
     state.implicit_dirs.pop(path, None)
     if row >= 0:
         state.hidden_by[row] = layer
