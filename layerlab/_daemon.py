@@ -9,8 +9,10 @@ read as a docker archive.
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
+import warnings
 
 from ._docker_archive import open_docker_archive
 from ._errors import EngineError, ReferenceNotFoundError
@@ -24,14 +26,25 @@ def connect():  # type: ignore[no-untyped-def]
 
     try:
         client = docker.from_env()
-        client.ping()
     except docker.errors.DockerException as error:
-        host = os.environ.get("DOCKER_HOST", "the default socket")
-        raise EngineError(
-            f"cannot reach the Docker Engine at {host} ({_first_line(error)}); "
-            "start the engine or set DOCKER_HOST"
-        ) from None
-    return client
+        failure = _first_line(error)
+    else:
+        return client
+    _collect_leaked_socket()
+    host = os.environ.get("DOCKER_HOST", "the default socket")
+    raise EngineError(
+        f"cannot reach the Docker Engine at {host} ({failure}); "
+        "start the engine or set DOCKER_HOST"
+    )
+
+
+def _collect_leaked_socket() -> None:
+    # docker 7.1's client leaks its socket when the version probe in its
+    # constructor fails; collect it now, quietly, instead of letting a
+    # ResourceWarning surface at some later, unrelated point.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 def _first_line(error: BaseException) -> str:

@@ -228,9 +228,12 @@ def _read_layers(
             infos[index] = _from_cache(source, index, cached)
 
     # The same blob may appear twice (an empty layer repeated); read it once.
-    unique: dict[str | None, int] = {}
+    def blob_key(index: int) -> str:
+        return source.layers[index].digest or diff_ids[index] or f"#{index}"
+
+    unique: dict[str, int] = {}
     for index in pending:
-        unique.setdefault(diff_ids[index] or f"#{index}", index)
+        unique.setdefault(blob_key(index), index)
     to_read = list(unique.values())
     total = sum(_blob_size(source, index) for index in to_read)
     progress.start(total, f"reading {source.reference}")
@@ -248,7 +251,7 @@ def _read_layers(
     finally:
         progress.finish()
     for index in pending:
-        first = unique[diff_ids[index] or f"#{index}"]
+        first = unique[blob_key(index)]
         infos[index] = results[first]
     return [infos[index] for index in range(len(diff_ids))]
 

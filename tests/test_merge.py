@@ -52,7 +52,7 @@ def row_of(files: pd.DataFrame, layer_index: int, path: str) -> pd.Series:
 
 def test_overwritten_file_wastes_lower_copy() -> None:
     layers = [layer(entry("a", size=10)), layer(entry("a", size=3))]
-    files, filesystem = merge(layers)
+    files, _ = merge(layers)
     assert final(layers) == {"a": ("file", 3, 1)}
     lower = row_of(files, 0, "a")
     assert not lower["visible"]
