@@ -84,7 +84,7 @@ class Image:
         """Release temporary files held for the image (an engine export)."""
         self._finalizer()
 
-    def __enter__(self) -> Image:
+    def __enter__(self) -> Image:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,9 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-import layerlab
-from layerlab import _image
 from handmade import (
     Layer,
     directory,
@@ -29,6 +26,9 @@ from handmade import (
     write_oci_archive,
     write_oci_layout,
 )
+
+import layerlab
+from layerlab import _image
 
 
 @pytest.fixture(autouse=True)
