@@ -5,6 +5,8 @@ Start with :func:`open_image`; its result carries the ``layers``, ``files``,
 """
 
 from . import _schema as columns
+from ._ci import CIResult, CIRules, evaluate_ci, load_ci_rules
+from ._dive import DiveMetrics, dive_metrics
 from ._errors import (
     DigestMismatchError,
     EngineError,
@@ -23,6 +25,9 @@ from ._metrics import Metrics
 __version__ = "0.1.0"
 
 __all__ = [
+    "CIResult",
+    "CIRules",
+    "DiveMetrics",
     "DigestMismatchError",
     "EngineError",
     "Image",
@@ -37,5 +42,8 @@ __all__ = [
     "ReferenceNotFoundError",
     "__version__",
     "columns",
+    "dive_metrics",
+    "evaluate_ci",
+    "load_ci_rules",
     "open_image",
 ]
