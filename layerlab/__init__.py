@@ -2,7 +2,15 @@
 
 Start with :func:`open_image`; its result carries the ``layers``, ``files``,
 ``filesystem``, ``waste`` and ``history`` tables and the image's metrics.
+Plots live in :mod:`layerlab.plot` and notebook widgets in
+:mod:`layerlab.widgets`; both load on first use, so the command line and
+plain table work do not pay for plotly and ipywidgets.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from . import _schema as columns
 from ._ci import CIResult, CIRules, evaluate_ci, load_ci_rules
@@ -21,14 +29,34 @@ from ._errors import (
 )
 from ._image import Image, open_image
 from ._metrics import Metrics
+from ._samples import list_samples, sample_path
 
 __version__ = "0.1.0"
+
+# Public names that load their module on first use: name -> (module, attribute).
+_LAZY = {
+    "plot": ("layerlab.plot", None),
+    "widgets": ("layerlab.widgets", None),
+    "report": ("layerlab._report", "report"),
+    "render_report": ("layerlab._report", "render_report"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'layerlab' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CIResult",
     "CIRules",
-    "DiveMetrics",
     "DigestMismatchError",
+    "DiveMetrics",
     "EngineError",
     "Image",
     "InvalidEntryError",
@@ -44,6 +72,12 @@ __all__ = [
     "columns",
     "dive_metrics",
     "evaluate_ci",
+    "list_samples",
     "load_ci_rules",
     "open_image",
+    "plot",
+    "render_report",
+    "report",
+    "sample_path",
+    "widgets",
 ]

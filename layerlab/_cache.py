@@ -7,11 +7,14 @@ under the user cache directory (``LAYERLAB_CACHE_DIR`` overrides it).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import platformdirs
@@ -96,3 +99,56 @@ def store(
         os.replace(temporary, path)
     except (OSError, pa.ArrowException) as error:
         logger.warning("could not write layer cache %s: %s", path, error)
+
+
+def image_key(parts: list[str]) -> str:
+    """Return the cache key of a whole image from what identifies its content."""
+    digest = hashlib.sha256()
+    for part in [f"v{FORMAT_VERSION}", *parts]:
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _image_dir(key: str) -> str:
+    return os.path.join(cache_root(), "images", key)
+
+
+def load_image_tables(key: str, names: list[str]) -> dict[str, Any] | None:
+    """Return the cached tables ``names`` and metadata of an image, or None."""
+    directory = _image_dir(key)
+    try:
+        with open(os.path.join(directory, "meta.json"), encoding="utf-8") as handle:
+            found: dict[str, Any] = {"meta": json.load(handle)}
+        for name in names:
+            found[name] = pq.read_table(os.path.join(directory, f"{name}.parquet"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, pa.ArrowException) as error:
+        logger.warning("ignoring unreadable image cache %s: %s", directory, error)
+        return None
+    found.update({name: found[name].to_pandas() for name in names})
+    return found
+
+
+def store_image_tables(
+    key: str, tables: dict[str, pd.DataFrame], meta: dict[str, Any]
+) -> None:
+    """Write an image's tables and metadata to the cache; a failure is logged."""
+    directory = _image_dir(key)
+    try:
+        os.makedirs(os.path.dirname(directory), exist_ok=True)
+        staging = tempfile.mkdtemp(dir=os.path.dirname(directory), suffix=".tmp")
+        for name, table in tables.items():
+            pq.write_table(
+                pa.Table.from_pandas(table, preserve_index=False),
+                os.path.join(staging, f"{name}.parquet"),
+                compression="zstd",
+            )
+        with open(os.path.join(staging, "meta.json"), "w", encoding="utf-8") as handle:
+            json.dump(meta, handle)
+        if os.path.isdir(directory):
+            shutil.rmtree(directory, ignore_errors=True)
+        os.replace(staging, directory)
+    except (OSError, pa.ArrowException) as error:
+        logger.warning("could not write image cache %s: %s", directory, error)

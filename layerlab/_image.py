@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import multiprocessing
 import os
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 
-from . import _cache
+from . import _cache, _schema
 from ._errors import InvalidImageError, LayerError
 from ._history import history_table
 from ._layer import LayerRead, detect_compression, read_layer
@@ -34,7 +36,7 @@ PARALLEL_MIN_BYTES = 32 << 20
 
 @dataclass
 class _LayerInfo:
-    entries: pd.DataFrame
+    entries: pd.DataFrame | None
     compression: str
     blob_size: int
     uncompressed_size: int
@@ -55,15 +57,34 @@ class Image:
             tar entries whose paths tried to leave the root.
     """
 
-    def __init__(self, source: ImageSource, infos: list[_LayerInfo]) -> None:
+    def __init__(
+        self,
+        source: ImageSource,
+        infos: list[_LayerInfo],
+        *,
+        tables: dict[str, Any] | None = None,
+        cache_key: str | None = None,
+    ) -> None:
         self.reference = source.reference
         self.config = source.config
         self.manifest = source.manifest
         self._source = source
         self._infos = infos
+        self._cache_key = cache_key
+        self._cached = tables or {}
         self.warnings: list[str] = []
         self.history = history_table(source.config, len(infos))
-        self.files, self.filesystem = merge([info.entries for info in infos])
+        if "files" in self._cached:
+            self.files = self._cached["files"]
+            self.filesystem = self._cached["filesystem"]
+        else:
+            self.files, self.filesystem = merge([info.entries for info in infos])
+        # The files table holds every entry, so the per-layer tables can go.
+        for info in infos:
+            info.entries = None
+        self._starts = np.searchsorted(
+            self.files["layer"].to_numpy(), np.arange(len(infos) + 1)
+        )
         self.waste = waste_table(self.files)
         self.layers = layers_table(self, infos)
         self._finalizer = weakref.finalize(self, source.close)
@@ -92,7 +113,9 @@ class Image:
 
     def entries(self, index: int) -> pd.DataFrame:
         """Return layer ``index``'s tar entries before the merge."""
-        return self._infos[index].entries.copy()
+        start, stop = int(self._starts[index]), int(self._starts[index + 1])
+        rows = self.files.iloc[start:stop]
+        return rows[list(_schema.ENTRY_COLUMNS)].reset_index(drop=True)
 
     def layer_descriptor(self, index: int) -> dict[str, Any]:
         """Return the media type, digest and size of layer ``index``'s blob."""
@@ -129,9 +152,41 @@ class Image:
     @cached_property
     def metrics(self) -> Any:
         """Both families of metrics: dive's and layerlab's exact ones."""
-        from ._metrics import compute_metrics
+        from ._metrics import compute_metrics, dive_from_cache, dive_to_cache
 
-        return compute_metrics(self)
+        dive = dive_from_cache(self._cached)
+        metrics = compute_metrics(self, dive=dive)
+        if dive is None and self._cache_key is not None:
+            meta, inefficiencies = dive_to_cache(metrics.dive)
+            _cache.store_image_tables(
+                self._cache_key,
+                {
+                    "files": self.files,
+                    "filesystem": self.filesystem,
+                    "inefficiencies": inefficiencies,
+                },
+                {**_infos_meta(self._infos), "dive": meta},
+            )
+        return metrics
+
+
+def _infos_meta(infos: list[_LayerInfo]) -> dict[str, Any]:
+    return {
+        "layers": [
+            {
+                "compression": info.compression,
+                "blob_size": info.blob_size,
+                "uncompressed_size": info.uncompressed_size,
+                "digest": info.digest,
+                "escaped_paths": info.escaped_paths,
+            }
+            for info in infos
+        ]
+    }
+
+
+def _infos_from_meta(meta: dict[str, Any]) -> list[_LayerInfo]:
+    return [_LayerInfo(entries=None, **layer) for layer in meta["layers"]]
 
 
 def _layer_label(image: Image, index: int) -> str:
@@ -143,7 +198,7 @@ def _layer_label(image: Image, index: int) -> str:
 
 
 def open_image(
-    ref: str,
+    ref: str | os.PathLike[str],
     *,
     platform: str | None = None,
     hash_content: bool = True,
@@ -165,22 +220,34 @@ def open_image(
         workers: processes that read layers in parallel; one per CPU by
             default.
     """
-    source = open_source(ref, platform=platform)
+    source = open_source(os.fspath(ref), platform=platform)
     try:
         diff_ids = _diff_ids(source)
-        infos = _read_layers(
-            source,
-            diff_ids,
-            hash_content=hash_content,
-            cache=cache,
-            progress=resolve(progress),
-            workers=workers or os.cpu_count() or 1,
-        )
-        image = Image(source, infos)
+        key = _image_key(source, hash_content) if cache else None
+        cached = _load_cached(key)
+        if cached is not None:
+            infos = _infos_from_meta(cached["meta"])
+            image = Image(source, infos, tables=cached, cache_key=key)
+        else:
+            infos = _read_layers(
+                source,
+                diff_ids,
+                hash_content=hash_content,
+                cache=cache,
+                progress=resolve(progress),
+                workers=workers or os.cpu_count() or 1,
+            )
+            image = Image(source, infos, cache_key=key)
+            if key is not None:
+                _cache.store_image_tables(
+                    key,
+                    {"files": image.files, "filesystem": image.filesystem},
+                    _infos_meta(infos),
+                )
     except BaseException:
         source.close()
         raise
-    for info, index in zip(infos, range(len(infos))):
+    for index, info in enumerate(infos):
         if info.escaped_paths:
             message = (
                 f"layer {index}: {len(info.escaped_paths)} entries tried to leave "
@@ -189,6 +256,30 @@ def open_image(
             image.warnings.append(message)
             logger.warning("%s: %s", source.reference, message)
     return image
+
+
+def _image_key(source: ImageSource, hash_content: bool) -> str:
+    config = source.config_digest or json.dumps(source.config, sort_keys=True)
+    layers = [layer.digest or "" for layer in source.layers]
+    diff_ids = [str(item) for item in source.config["rootfs"]["diff_ids"]]
+    return _cache.image_key([config, *layers, *diff_ids, f"hash={hash_content}"])
+
+
+def _load_cached(key: str | None) -> dict[str, Any] | None:
+    if key is None:
+        return None
+    found = _cache.load_image_tables(key, ["files", "filesystem"])
+    if found is None:
+        return None
+    found["files"] = _schema.conform(found["files"], _schema.FILES_COLUMNS)
+    found["filesystem"] = _schema.conform(
+        found["filesystem"], _schema.FILESYSTEM_COLUMNS
+    )
+    extra = _cache.load_image_tables(key, ["inefficiencies"])
+    if extra is not None and "dive" in extra["meta"]:
+        found["dive"] = extra["meta"]["dive"]
+        found["inefficiencies"] = extra["inefficiencies"]
+    return found
 
 
 def _diff_ids(source: ImageSource) -> list[str | None]:

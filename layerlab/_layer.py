@@ -67,19 +67,22 @@ class _HashingReader(io.RawIOBase):
 
     def __init__(self, source: Any, algorithm: str = "sha256") -> None:
         self._source = source
-        self.hasher = hashlib.new(algorithm)
+        self._hasher = hashlib.new(algorithm)
         self.count = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._source.read(len(buffer))
-        count = len(data)
-        buffer[:count] = data
-        self.hasher.update(data)
-        self.count += count
+        count = self._source.readinto(buffer) or 0
+        if count:
+            self._hasher.update(memoryview(buffer)[:count])
+            self.count += count
         return count
+
+    def hexdigest(self) -> str:
+        """Return the digest of everything read so far."""
+        return self._hasher.hexdigest()
 
     def drain(self) -> None:
         while self.read(CHUNK):
@@ -179,8 +182,8 @@ def read_layer(
     except (EOFError, OSError, zlib.error, zstandard.ZstdError) as error:
         raise LayerError(f"layer blob is corrupt: {error}", **where) from None
 
-    found_digest = f"{algorithm}:{raw_hash.hasher.hexdigest()}"
-    found_diff_id = f"{algorithm}:{tar_hash.hasher.hexdigest()}"
+    found_digest = f"{algorithm}:{raw_hash.hexdigest()}"
+    found_diff_id = f"{algorithm}:{tar_hash.hexdigest()}"
     _check(found_digest, digest, "blob digest", where)
     _check(found_diff_id, diff_id, "diff_id (digest of the uncompressed tar)", where)
     entries, escaped = parsed
@@ -350,5 +353,5 @@ def open_tar_stream(
         _drain(stream)
     except (EOFError, OSError, zlib.error, zstandard.ZstdError) as error:
         raise LayerError(f"layer blob is corrupt: {error}", **where) from None
-    found = f"{algorithm}:{tar_hash.hasher.hexdigest()}"
+    found = f"{algorithm}:{tar_hash.hexdigest()}"
     _check(found, diff_id, "diff_id (digest of the uncompressed tar)", where)

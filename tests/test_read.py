@@ -282,11 +282,12 @@ def test_cache_reads_only_new_layers(tmp_path: Path) -> None:
     )
     recorder = _Recorder()
     cold = layerlab.open_image(str(first), progress=recorder)
+    assert recorder.totals == [int(cold.layers["compressed_size"].sum())]
+    # The whole image is cached now: nothing is read at all.
     again = layerlab.open_image(str(first), progress=recorder)
+    assert len(recorder.totals) == 1
     variant = layerlab.open_image(str(second), progress=recorder)
-    assert recorder.totals[0] == int(cold.layers["compressed_size"].sum())
-    assert recorder.totals[1] == 0
-    assert recorder.totals[2] == int(variant.layers.loc[1, "compressed_size"])
+    assert recorder.totals[1] == int(variant.layers.loc[1, "compressed_size"])
     pd.testing.assert_frame_equal(cold.files, again.files)
 
 
@@ -451,3 +452,23 @@ def test_cli_json_and_tables(tmp_path: Path) -> None:
     ]
     files = pd.read_csv(tmp_path / "tables" / "files.csv")
     assert len(files) == len(layerlab.open_image(str(path)).files)
+
+
+def test_cached_image_gives_same_metrics(tmp_path: Path) -> None:
+    path = str(write_oci_archive(tmp_path / "i.tar", shapes()))
+    fresh = layerlab.open_image(path, cache=False).metrics
+    first = layerlab.open_image(path).metrics
+    cached = layerlab.open_image(path).metrics
+    for metrics in (first, cached):
+        assert metrics.dive == fresh.dive
+        assert metrics.reclaimable_bytes == fresh.reclaimable_bytes
+        pd.testing.assert_frame_equal(
+            metrics.dive.inefficiencies.reset_index(drop=True),
+            fresh.dive.inefficiencies.reset_index(drop=True),
+            check_dtype=False,
+        )
+
+
+def test_path_objects_accepted(tmp_path: Path) -> None:
+    path = write_oci_archive(tmp_path / "i.tar", shapes())
+    assert len(layerlab.open_image(path).layers) == 3
