@@ -1,0 +1,140 @@
+"""The ``report`` and ``samples`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ._format import human_bytes
+from ._report import MAX_ROWS_PER_LAYER, report
+from ._samples import DEFAULT_SAMPLE, list_samples, sample_path
+
+
+def register(subparsers: Any) -> None:
+    """Add ``report`` and ``samples`` to the command line."""
+    from .cli import add_image_options
+
+    parser = subparsers.add_parser(
+        "report",
+        help="write a self-contained HTML report of one or more images",
+        description="Read each image and write one HTML file with its metrics, "
+        "a size waterfall, a treemap and searchable tables. The file opens "
+        f"offline. Without REF or --sample, the report is on the bundled "
+        f"sample {DEFAULT_SAMPLE!r} (no Docker needed).",
+    )
+    parser.add_argument(
+        "refs",
+        nargs="*",
+        metavar="REF",
+        help="docker-archive:FILE, oci-archive:FILE, oci:DIR, "
+        "docker-daemon:NAME, a path or an image name",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        default="layerlab-report.html",
+        metavar="FILE",
+        help="HTML file to write (default: layerlab-report.html)",
+    )
+    parser.add_argument(
+        "--sample",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="add a bundled sample image (see 'layerlab samples'); repeatable",
+    )
+    parser.add_argument(
+        "--cdn",
+        action="store_true",
+        help="load plotly.js from its CDN instead of embedding it (about 5 MB "
+        "smaller, but the report then needs a network connection)",
+    )
+    parser.add_argument("--title", help="page title (default: from the references)")
+    parser.add_argument(
+        "--max-rows",
+        type=int,
+        default=MAX_ROWS_PER_LAYER,
+        metavar="N",
+        help=f"entries listed per layer, largest first (default {MAX_ROWS_PER_LAYER})",
+    )
+    add_image_options(parser)
+    parser.set_defaults(func=_report)
+
+    samples = subparsers.add_parser(
+        "samples",
+        help="list the sample images bundled with layerlab",
+        description="List the bundled sample images: small images built by the "
+        "Docker Engine that show deleting in a later step, deleting in the "
+        "same step, a multistage build and a squashed image.",
+    )
+    samples.add_argument(
+        "--json", action="store_true", help="print a JSON array instead of a table"
+    )
+    samples.set_defaults(func=_samples)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .cli import open_from_args, stderr_console
+
+    references = list(args.refs)
+    references += [f"oci-archive:{sample_path(name)}" for name in args.sample]
+    if not references:
+        references.append(f"oci-archive:{sample_path(DEFAULT_SAMPLE)}")
+
+    console = stderr_console()
+    images = []
+    try:
+        for reference in references:
+            images.append(open_from_args(args, reference))
+        with console.status("writing the report"):
+            path = report(
+                images,
+                args.output,
+                inline_plotlyjs=not args.cdn,
+                title=args.title,
+                max_rows_per_layer=args.max_rows,
+            )
+    finally:
+        for image in images:
+            image.close()
+    size = human_bytes(path.stat().st_size)
+    Console().print(f"wrote {path} ({size})", markup=False, highlight=False)
+    return 0
+
+
+def _samples(args: argparse.Namespace) -> int:
+    samples = list_samples()
+    if args.json:
+        document = [
+            {
+                "name": sample.name,
+                "title": sample.title,
+                "description": sample.description,
+                "reference": sample.reference,
+                "size_bytes": sample.path.stat().st_size,
+            }
+            for sample in samples
+        ]
+        json.dump(document, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+
+    table = Table(title="bundled samples", title_justify="left")
+    table.add_column("name")
+    table.add_column("archive", justify="right")
+    table.add_column("what it shows")
+    for sample in samples:
+        table.add_row(
+            sample.name,
+            human_bytes(sample.path.stat().st_size),
+            f"{sample.title}. {sample.description}",
+        )
+    console = Console()
+    console.print(table)
+    console.print("Report on one with: layerlab report --sample NAME", markup=False)
+    return 0

@@ -1,0 +1,387 @@
+"""The HTML report, the bundled samples and the report and samples commands.
+
+Expected sizes of the samples come from their Dockerfiles: the build step
+writes a 1 MiB file (``dd ... count=1024``), 40 files of ``seq 1 N`` with
+N = 100, 200, ..., 4000, and a 65,536-byte result (48 KiB + 16 KiB).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from handmade import Layer, file, write_oci_archive
+from report_images import (
+    HOSTILE_COMMAND,
+    HOSTILE_NAMES,
+    NAME_WITH_SLASHES,
+    hostile_layers,
+)
+
+import layerlab
+from layerlab._format import human_bytes
+from layerlab._reading import plain_reading
+from layerlab._report import render_report, report
+from layerlab._samples import list_samples, sample_path
+from layerlab.cli import main
+
+TOOLCHAIN_BYTES = 1024 * 1024
+SOURCE_BYTES = sum(
+    len(str(number)) + 1 for i in range(1, 41) for number in range(1, i * 100 + 1)
+)
+RESULT_BYTES = 49152 + 16384
+SAMPLE_NAMES = ["rm-later", "combined-run", "multistage", "squashed"]
+
+
+class PageParser(HTMLParser):
+    """Collect the tags, attributes and JSON script bodies of a page."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.json_scripts: list[str] = []
+        self._in_json = False
+        self.tables: dict[str, int] = {}
+        self._table: str | None = None
+        self.text: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        self.tags.append((tag, attributes))
+        self._in_script = tag in ("script", "style")
+        self._in_json = tag == "script" and attributes.get("type") == "application/json"
+        if self._in_json:
+            self.json_scripts.append("")
+        if tag == "table" and attributes.get("id"):
+            self._table = attributes["id"]
+            self.tables[self._table] = 0
+        if tag == "tr" and self._table is not None:
+            self.tables[self._table] += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._in_json = False
+            self._in_script = False
+        if tag == "table":
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in_json:
+            self.json_scripts[-1] += data
+        elif not self._in_script:
+            self.text.append(data)
+
+    def attribute_values(self, name: str) -> list[str]:
+        return [value for _, attributes in self.tags if (value := attributes.get(name))]
+
+
+def parse(text: str) -> PageParser:
+    parser = PageParser()
+    parser.feed(text)
+    return parser
+
+
+@pytest.fixture(scope="module")
+def rm_later() -> layerlab.Image:
+    with layerlab.open_image(str(sample_path("rm-later")), cache=False) as image:
+        yield image
+
+
+@pytest.fixture(scope="module")
+def sample_page(rm_later: layerlab.Image) -> str:
+    return render_report(rm_later, inline_plotlyjs=False)
+
+
+@pytest.fixture(scope="module")
+def hostile_page(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("hostile") / "hostile.tar"
+    write_oci_archive(path, hostile_layers())
+    return render_report(f"oci-archive:{path}", inline_plotlyjs=False)
+
+
+def test_samples_listed_in_order() -> None:
+    samples = list_samples()
+    assert [sample.name for sample in samples] == SAMPLE_NAMES
+    for sample in samples:
+        assert sample.path.is_file()
+        assert sample.dockerfile.is_file()
+        assert sample.title
+        assert sample.description
+
+
+def test_sample_path_unknown_name() -> None:
+    with pytest.raises(layerlab.ReferenceNotFoundError, match="rm-later"):
+        sample_path("no-such-sample")
+
+
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
+def test_sample_sizes_match_dockerfiles(name: str) -> None:
+    with layerlab.open_image(str(sample_path(name)), cache=False) as image:
+        filesystem = image.filesystem.set_index("path")
+        assert filesystem.loc["opt/app/app.dat", "size"] == RESULT_BYTES
+        assert not filesystem.index.str.startswith("tmp/build").any()
+        expected_waste = TOOLCHAIN_BYTES + SOURCE_BYTES if name == "rm-later" else 0
+        assert image.metrics.reclaimable_bytes == expected_waste
+
+
+def test_samples_total_a_few_megabytes() -> None:
+    total = sum(sample.path.stat().st_size for sample in list_samples())
+    assert total < 8_000_000
+
+
+def test_reading_states_reclaimable_bytes(sample_page: str) -> None:
+    reading = re.search(r'<p class="reading">(.*?)</p>', sample_page, re.DOTALL)
+    assert reading is not None
+    text = html.unescape(reading.group(1))
+    assert human_bytes(TOOLCHAIN_BYTES + SOURCE_BYTES) in text
+    assert "/tmp/build/toolchain.bin" in text
+    assert "dive rates the image 100.0% efficient" in text
+
+
+def test_report_sections(sample_page: str, rm_later: layerlab.Image) -> None:
+    page = parse(sample_page)
+    ids = {attributes.get("id") for _, attributes in page.tags}
+    for section in ("summary", "waterfall", "treemap", "layers", "waste", "files"):
+        assert f"image-1-{section}" in ids
+    assert page.tables["image-1-layer-table"] == 1 + len(rm_later.layers)
+    assert page.tables["image-1-waste-table"] == 1 + len(rm_later.waste)
+    for layer in rm_later.layers["layer"]:
+        assert f"image-1-files-{layer}" in page.tables or layer in (1, 3)
+
+
+def test_report_figures_are_json(sample_page: str) -> None:
+    page = parse(sample_page)
+    figures = [json.loads(text) for text in page.json_scripts]
+    assert len(figures) == 4
+    types = [figure["data"][0]["type"] for figure in figures]
+    assert types == ["bar", "treemap", "bar", "bar"]
+    for text in page.json_scripts:
+        assert "<" not in text
+
+
+def test_report_cdn_is_small(sample_page: str) -> None:
+    assert "cdn.plot.ly/plotly-" in sample_page
+    assert len(sample_page.encode()) < 300_000
+
+
+def test_report_inlines_plotly(tmp_path: Path, rm_later: layerlab.Image) -> None:
+    import plotly.offline
+
+    path = report(rm_later, tmp_path / "report.html")
+    text = path.read_text(encoding="utf-8")
+    assert "<script src=" not in text
+    assert plotly.offline.get_plotlyjs()[:2000] in text
+    assert path.stat().st_size < 6_000_000
+
+
+def test_report_caps_rows_per_layer(rm_later: layerlab.Image) -> None:
+    page_text = render_report(rm_later, inline_plotlyjs=False, max_rows_per_layer=3)
+    page = parse(page_text)
+    assert page.tables["image-1-files-0"] == 1 + 3
+    assert "Showing the 3 largest of 279 entries of this layer" in page_text
+
+
+def test_report_several_images(rm_later: layerlab.Image) -> None:
+    text = render_report(
+        [rm_later, str(sample_path("combined-run"))], inline_plotlyjs=False
+    )
+    assert 'id="image-1"' in text
+    assert 'id="image-2"' in text
+    assert "layerlab report: 2 images" in text
+    assert 'href="#image-2"' in text
+
+
+def test_report_comparison_hook(rm_later: layerlab.Image) -> None:
+    marker = '<div class="made-by-compare">side by side</div>'
+    text = render_report(rm_later, inline_plotlyjs=False, comparison_html=marker)
+    assert marker in text
+    assert text.index(marker) < text.index('id="image-1"')
+
+
+def test_report_rejects_no_images() -> None:
+    with pytest.raises(layerlab.OptionError):
+        render_report([])
+
+
+def test_hostile_names_are_text(hostile_page: str) -> None:
+    text = "".join(parse(hostile_page).text)
+    for name in HOSTILE_NAMES:
+        assert f"/data/{name}" in text
+        assert f"/waste/{name}" in text
+    assert f"/data/{NAME_WITH_SLASHES}" in text
+    for raw in ("<img src=x", "<svg onload", "<a href=javascript", "<b>bold"):
+        assert raw not in hostile_page
+    assert "</script><script>alert(4)" not in hostile_page
+    assert "alert(5)</script>" not in hostile_page
+
+
+def test_hostile_page_has_only_own_tags(hostile_page: str) -> None:
+    page = parse(hostile_page)
+    tags = {tag for tag, _ in page.tags}
+    allowed = {
+        "html",
+        "head",
+        "meta",
+        "title",
+        "style",
+        "script",
+        "body",
+        "header",
+        "h1",
+        "h2",
+        "h3",
+        "p",
+        "main",
+        "section",
+        "span",
+        "div",
+        "table",
+        "caption",
+        "tbody",
+        "thead",
+        "tr",
+        "th",
+        "td",
+        "button",
+        "code",
+        "label",
+        "input",
+        "details",
+        "summary",
+        "footer",
+    }
+    assert tags <= allowed
+    for _, attributes in page.tags:
+        assert not [name for name in attributes if name.startswith("on")]
+
+
+def test_hostile_command_in_layer_table(hostile_page: str) -> None:
+    page = parse(hostile_page)
+    assert HOSTILE_COMMAND in page.attribute_values("title")
+    assert "RUN echo '<script>alert(5)</script>" in "".join(page.text)
+
+
+def test_hostile_json_round_trips(hostile_page: str) -> None:
+    page = parse(hostile_page)
+    treemap = json.loads(page.json_scripts[1])["data"][0]
+    ids = treemap["ids"]
+    assert "/data/" + NAME_WITH_SLASHES in ids
+    assert "/data/" + HOSTILE_NAMES[0] in ids
+
+
+def test_cli_report_default_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "out.html"
+    assert main(["report", "--cdn", "-o", str(output)]) == 0
+    text = output.read_text(encoding="utf-8")
+    assert "rm-later.tar" in text
+    assert f"wrote {output}" in capsys.readouterr().out
+
+
+def test_cli_report_samples_and_refs(tmp_path: Path) -> None:
+    output = tmp_path / "out.html"
+    reference = f"oci-archive:{sample_path('multistage')}"
+    arguments = [
+        "report",
+        reference,
+        "--sample",
+        "squashed",
+        "--cdn",
+        "-o",
+        str(output),
+    ]
+    assert main(arguments) == 0
+    text = output.read_text(encoding="utf-8")
+    assert "multistage.tar" in text
+    assert "squashed.tar" in text
+    assert 'id="image-2"' in text
+
+
+def test_cli_report_unknown_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "out.html"
+    assert main(["report", "--sample", "nope", "-o", str(output)]) == 2
+    assert "no sample named 'nope'" in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_cli_samples_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["samples", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [sample["name"] for sample in listed] == SAMPLE_NAMES
+    for sample in listed:
+        assert sample["reference"].startswith("oci-archive:")
+        assert sample["size_bytes"] > 0
+
+
+XSS_IMAGE_DIR = Path(__file__).parent / "images_xss"
+XSS_NAMES = (
+    "<img src=x onerror=alert(1)>.txt",
+    "\"quoted\" & 'single' &amp;.txt",
+    "naïve-日本語.txt",
+    "long-" + "x" * 120 + ".txt",
+    "<script>alert(3)<",
+)
+
+
+@pytest.mark.engine
+def test_engine_built_hostile_image(docker_client: Any, busybox_base: str) -> None:
+    tag = "layerlab-test/xss:latest"
+    docker_client.images.build(
+        path=str(XSS_IMAGE_DIR),
+        tag=tag,
+        network_mode="host",
+        rm=True,
+        forcerm=True,
+        pull=False,
+    )
+    page = parse(render_report(f"docker-daemon:{tag}", inline_plotlyjs=False))
+
+    text = "".join(page.text)
+    for name in XSS_NAMES:
+        assert f"/data/{name}" in text
+    assert "/data/<svg onload=alert(2)>" in text
+    assert "<script>alert('label')</script>" in text
+    assert "echo '<img src=x onerror=alert(4)>'" in text
+
+    tags = {tag_name for tag_name, _ in page.tags}
+    assert not tags & {"img", "svg", "b", "a"}
+    for _, attributes in page.tags:
+        assert not [name for name in attributes if name.startswith("on")]
+
+
+def test_report_accepts_iterables(rm_later: layerlab.Image) -> None:
+    text = render_report(iter([rm_later]), inline_plotlyjs=False)
+    assert 'id="image-1"' in text
+    assert 'id="image-2"' not in text
+
+
+def test_reading_without_waste() -> None:
+    with layerlab.open_image(str(sample_path("combined-run")), cache=False) as image:
+        text = plain_reading(image)
+    assert "all of it is visible in the final filesystem" in text
+    assert "squashing would not make it smaller" in text
+    assert "dive rates the image 100.0% efficient with 0 B" in text
+
+
+def test_reading_overwritten_advice(tmp_path: Path) -> None:
+    layers = [
+        Layer([file("a.bin", b"a" * 5000), file("b.bin", b"b" * 100)]),
+        Layer([file("a.bin", b"A" * 10)], created_by="/bin/sh -c make a.bin"),
+    ]
+    path = write_oci_archive(tmp_path / "overwrite.tar", layers)
+    with layerlab.open_image(f"oci-archive:{path}", cache=False) as image:
+        text = plain_reading(image)
+    assert "5.0 kB of it (98%) cannot be seen" in text
+    assert "The largest item is /a.bin (5.0 kB, overwritten)" in text
+    assert "hidden by layer 1 (RUN make a.bin)" in text
+    assert "keeps the old copy in the lower layer" in text
+    assert "dive's figure is larger" in text
