@@ -54,7 +54,7 @@ def _read(path: str) -> pd.DataFrame:
 
 
 def cache_root() -> str:
-    """Return the directory that holds cached layers."""
+    """Return the directory of the cache."""
     base = os.environ.get("LAYERLAB_CACHE_DIR") or platformdirs.user_cache_dir(
         "layerlab"
     )

@@ -39,9 +39,9 @@ def connect():  # type: ignore[no-untyped-def]
 
 
 def _collect_leaked_socket() -> None:
-    # docker 7.1's client leaks its socket when the version probe in its
-    # constructor fails; collect it now, quietly, instead of letting a
-    # ResourceWarning surface at some later, unrelated point.
+    # The docker SDK (7.1) leaks its socket when the version probe in its
+    # constructor fails. Collecting it here, quietly, keeps a ResourceWarning
+    # from surfacing later at an unrelated point.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()

@@ -38,7 +38,7 @@ def instruction_of(created_by: str | None, comment: str | None = None) -> str:
     The classic builder writes ``/bin/sh -c #(nop)  ENV ...`` for metadata
     steps and ``/bin/sh -c CMD`` for RUN; BuildKit writes the keyword itself
     (``RUN /bin/sh -c ...``, ``COPY . . # buildkit``). ``docker import``
-    leaves ``created_by`` empty and says so in the comment.
+    leaves ``created_by`` empty and writes "Imported from" in the comment.
     """
     text = (created_by or "").strip()
     nop = _NOP.search(text)

@@ -79,7 +79,7 @@ class Image:
             self.filesystem = self._cached["filesystem"]
         else:
             self.files, self.filesystem = merge([info.entries for info in infos])
-        # The files table holds every entry, so the per-layer tables can go.
+        # The files table contains every entry, so the per-layer tables can go.
         for info in infos:
             info.entries = None
         self._starts = np.searchsorted(

@@ -51,7 +51,7 @@ _KIND_BY_TYPE = {
 
 @dataclass
 class LayerRead:
-    """What reading one layer blob produced."""
+    """The result of reading one layer blob."""
 
     entries: pd.DataFrame
     compression: str

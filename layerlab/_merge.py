@@ -246,7 +246,7 @@ def _compare(rows: _Rows, old: int, new: int) -> str:
 def _same_content(rows: _Rows, old: int, new: int) -> bool:
     kind = rows.kind[new]
     if kind == "file":
-        # Without content hashes identical rewrites cannot be told apart.
+        # Without content hashes, identical rewrites cannot be detected.
         if rows.hash[new] is None or rows.hash[old] is None:
             return False
         return rows.hash[old] == rows.hash[new] and rows.size[old] == rows.size[new]

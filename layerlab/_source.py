@@ -27,7 +27,7 @@ MEDIA_TYPES_TAR = {
 
 @dataclass(frozen=True)
 class Descriptor:
-    """A content descriptor: what a manifest says about one blob."""
+    """A content descriptor: the media type, digest and size of one blob."""
 
     media_type: str
     digest: str | None

@@ -9,7 +9,7 @@ It understands the formats that image builders write: ustar (with its name
 prefix), POSIX pax extended headers (path, linkpath, size, uid, gid, mtime)
 and the GNU long name and long link records. As in Go's archive/tar, which
 the Docker Engine and most builders use, link, directory, device and FIFO
-entries carry no data whatever their size field says.
+entries carry no data, whatever their size field contains.
 """
 
 from __future__ import annotations
