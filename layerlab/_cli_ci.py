@@ -193,7 +193,10 @@ def print_result(result: CIResult, reference: str, console: Console) -> None:
             f"(dive alone: {result.dive.inefficient_bytes} bytes wasted)",
             markup=False,
         )
-    console.print(_files_table(result))
+    if len(result.metrics.inefficiencies):
+        console.print(_files_table(result))
+    else:
+        console.print("  no path is stored in more than one layer")
     for rule in result.rules:
         style = _STATUS_STYLE[rule.status]
         word = _STATUS_WORD[rule.status]
