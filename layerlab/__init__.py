@@ -39,6 +39,9 @@ _LAZY = {
     "widgets": ("layerlab.widgets", None),
     "report": ("layerlab._report", "report"),
     "render_report": ("layerlab._report", "render_report"),
+    "squash": ("layerlab._squash", "squash"),
+    "predict_squash": ("layerlab._squash", "predict_squash"),
+    "SquashResult": ("layerlab._squash", "SquashResult"),
 }
 
 
@@ -68,6 +71,7 @@ __all__ = [
     "OptionError",
     "PlatformNotFoundError",
     "ReferenceNotFoundError",
+    "SquashResult",
     "__version__",
     "columns",
     "dive_metrics",
@@ -76,8 +80,10 @@ __all__ = [
     "load_ci_rules",
     "open_image",
     "plot",
+    "predict_squash",
     "render_report",
     "report",
     "sample_path",
+    "squash",
     "widgets",
 ]

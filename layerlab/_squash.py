@@ -1,0 +1,569 @@
+"""Squash a range of layers into one and write the result as a new image.
+
+The squashed layer S is chosen so that stacking it on the layers below the
+range gives exactly the filesystem the range gave:
+
+- every path whose visible version comes from the range is copied into S,
+  from the layer that wrote that version;
+- every path visible below the range but gone after it gets a whiteout,
+  written only for the top-most such path (a whiteout of a directory hides
+  what is under it), and only where no entry of S replaces it anyway;
+- whiteouts and opaque markers of the range that hide nothing below the
+  range are dropped;
+- a hardlink is kept when its target's content is copied into S under the
+  same path from the same layer; otherwise it is written as a regular file
+  with the content it shared, so no link points at the wrong bytes.
+
+Entries keep their mode, owner, modification time, link target and pax
+records (extended attributes such as ``security.capability`` included).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ._errors import OptionError
+from ._progress import ProgressHook, resolve
+
+if TYPE_CHECKING:
+    from ._image import Image
+
+logger = logging.getLogger("layerlab")
+
+# Content of hardlink sources kept for conversion to regular files stays in
+# memory up to this size, then spills to a temporary file beside the output.
+_SPOOL_LIMIT = 64 << 20
+
+
+@dataclass(frozen=True)
+class SquashPlan:
+    """What squashing layers ``first`` to ``last`` writes into the new layer.
+
+    Attributes:
+        first, last: the range of filesystem layers, inclusive, 0-based.
+        copies: ``(layer, order)`` of each tar entry copied into the layer.
+        as_files: ``(layer, order)`` of hardlinks written as regular files,
+            mapped to the ``(layer, order)`` of the file whose bytes they share.
+        relinks: ``(layer, order)`` of hardlinks that now point at the first
+            link of their group written as a regular file, mapped to its path.
+        whiteouts: paths below the range that the new layer must delete.
+        saved_bytes: content bytes of the range that the new layer no longer
+            stores (the range's versions hidden within the range).
+    """
+
+    first: int
+    last: int
+    copies: frozenset[tuple[int, int]]
+    as_files: dict[tuple[int, int], tuple[int, int]]
+    relinks: dict[tuple[int, int], str]
+    whiteouts: tuple[str, ...]
+    saved_bytes: int
+
+
+def resolve_range(image: Image, first: Any, last: Any) -> tuple[int, int]:
+    """Turn ``first`` and ``last`` (indexes or digest prefixes) into indexes."""
+    count = len(image.layers)
+    if count == 0:
+        raise OptionError("the image has no layers to squash", image=image.reference)
+    start = 0 if first is None else _layer_index(image, first, "first")
+    stop = count - 1 if last is None else _layer_index(image, last, "last")
+    if start > stop:
+        raise OptionError(
+            f"the range is empty: first layer {start} is above last layer {stop}",
+            image=image.reference,
+        )
+    return start, stop
+
+
+def _layer_index(image: Image, value: Any, name: str) -> int:
+    count = len(image.layers)
+    if isinstance(value, int) or (
+        isinstance(value, str) and value.lstrip("-").isdigit()
+    ):
+        index = int(value)
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise OptionError(
+                f"{name} layer {value} is out of range: the image has {count} layers "
+                f"(0 to {count - 1})",
+                image=image.reference,
+            )
+        return index
+    text = str(value)
+    matches = [
+        int(row.layer)
+        for row in image.layers.itertuples()
+        if _digest_matches(row.diff_id, text) or _digest_matches(row.digest, text)
+    ]
+    if len(matches) != 1:
+        found = "no layer" if not matches else f"{len(matches)} layers"
+        raise OptionError(
+            f"{name} layer {text!r} matches {found}; give an index or a longer "
+            "digest prefix",
+            image=image.reference,
+        )
+    return matches[0]
+
+
+def _digest_matches(digest: Any, prefix: str) -> bool:
+    if digest is None or pd.isna(digest):
+        return False
+    text = str(digest)
+    return text.startswith(prefix) or text.partition(":")[2].startswith(prefix)
+
+
+def history_to_layer(image: Image, entry: int) -> int:
+    """Return the first layer at or after history entry ``entry``.
+
+    docker-squash counts its ``--from-layer`` in history entries, empty ones
+    included; this converts such a count to a filesystem layer index.
+    """
+    history = image.history
+    if not 0 <= entry < len(history):
+        raise OptionError(
+            f"history entry {entry} is out of range: the image has {len(history)} "
+            "history entries",
+            image=image.reference,
+        )
+    later = history[(history["history_index"] >= entry) & history["layer"].notna()]
+    if later.empty:
+        raise OptionError(
+            f"no layer is made at or after history entry {entry}",
+            image=image.reference,
+        )
+    return int(later["layer"].iloc[0])
+
+
+def plan_squash(image: Image, first: int, last: int) -> SquashPlan:
+    """Work out the new layer's content for squashing ``first`` to ``last``."""
+    files = image.files
+    upto = _visible_after(image, last)
+    below = _visible_after(image, first - 1) if first > 0 else {}
+
+    in_range = {path: row for path, row in upto.items() if first <= row[0] <= last}
+    copies = set(in_range.values())
+    as_files, relinks = _hardlinks_to_convert(files, in_range, first, last)
+    for link in as_files:
+        copies.discard(link)
+    whiteouts = _whiteouts(below, upto, in_range, files)
+
+    range_rows = files[(files["layer"] >= first) & (files["layer"] <= last)]
+    hidden = range_rows["hidden_by"]
+    saved = range_rows[
+        range_rows["waste_reason"].notna() & (hidden >= first) & (hidden <= last)
+    ]["size"].sum()
+    return SquashPlan(
+        first=first,
+        last=last,
+        copies=frozenset(copies),
+        as_files=as_files,
+        relinks=relinks,
+        whiteouts=tuple(whiteouts),
+        saved_bytes=int(saved),
+    )
+
+
+def predict_squash(
+    image: Image, first: int | None = None, last: int | None = None
+) -> int:
+    """Return the content bytes that squashing ``first`` to ``last`` saves.
+
+    These are the bytes of the range's versions that a later entry of the
+    range hides; for the whole image it equals ``metrics.reclaimable_bytes``.
+    """
+    start, stop = resolve_range(image, first, last)
+    files = image.files
+    rows = files[(files["layer"] >= start) & (files["layer"] <= stop)]
+    hidden = rows["hidden_by"]
+    mask = rows["waste_reason"].notna() & (hidden >= start) & (hidden <= stop)
+    return int(rows.loc[mask, "size"].sum())
+
+
+def _visible_after(image: Image, layer: int) -> dict[str, tuple[int, int]]:
+    """Return the filesystem after ``layer``: path -> (layer, order) of its entry."""
+    from ._merge import merge
+
+    if layer < 0:
+        return {}
+    if layer == len(image.layers) - 1:
+        table = image.files[image.files["visible"]]
+    else:
+        entries = [image.entries(index) for index in range(layer + 1)]
+        merged, _ = merge(entries)
+        table = merged[merged["visible"]]
+    return dict(
+        zip(
+            table["path"].tolist(),
+            zip(table["layer"].tolist(), table["order"].tolist()),
+        )
+    )
+
+
+def _hardlinks_to_convert(
+    files: pd.DataFrame,
+    in_range: dict[str, tuple[int, int]],
+    first: int,
+    last: int,
+) -> tuple[dict[tuple[int, int], tuple[int, int]], dict[tuple[int, int], str]]:
+    rows = files[(files["layer"] >= first) & (files["layer"] <= last)]
+    regular = rows[rows["kind"] == "file"]
+    sources: dict[tuple[int, str], list[int]] = {}
+    for layer, path, order in zip(
+        regular["layer"].tolist(), regular["path"].tolist(), regular["order"].tolist()
+    ):
+        sources.setdefault((layer, path), []).append(order)
+
+    # The links that stay visible after the range, not after the whole image.
+    selected = set(in_range.values())
+    links = rows[rows["kind"] == "hardlink"]
+    converted: dict[tuple[int, int], tuple[int, int]] = {}
+    relinks: dict[tuple[int, int], str] = {}
+    first_path: dict[tuple[int, int], str] = {}
+    for layer, order, path, target in zip(
+        links["layer"].tolist(),
+        links["order"].tolist(),
+        links["path"].tolist(),
+        links["link_target"].tolist(),
+    ):
+        if (layer, order) not in selected:
+            continue
+        earlier = [o for o in sources.get((layer, target), []) if o < order]
+        if not earlier:
+            # NOTE: a link to a file of a lower layer is kept as a link; the
+            # engine never writes one, since overlayfs copies the file up.
+            continue
+        source = (layer, earlier[-1])
+        if in_range.get(target) == source:
+            continue
+        # The first link of a group carries the bytes; the others link to it,
+        # so the content is still stored once.
+        if source in first_path:
+            relinks[(layer, order)] = first_path[source]
+        else:
+            converted[(layer, order)] = source
+            first_path[source] = path
+    return converted, relinks
+
+
+def _whiteouts(
+    below: dict[str, tuple[int, int]],
+    upto: dict[str, tuple[int, int]],
+    in_range: dict[str, tuple[int, int]],
+    files: pd.DataFrame,
+) -> list[str]:
+    gone = {path for path in below if path not in upto}
+    result = []
+    for path in sorted(gone):
+        parent = path.rpartition("/")[0]
+        if parent and parent in gone:
+            continue  # the parent's whiteout hides this path too
+        if parent and parent in in_range and below.get(parent) != upto.get(parent):
+            # The parent is written anew by the range: when its new entry is
+            # not a directory it hides this path by itself.
+            if not _is_dir(files, in_range[parent]):
+                continue
+        result.append(path)
+    return result
+
+
+def _is_dir(files: pd.DataFrame, row: tuple[int, int]) -> bool:
+    match = files[(files["layer"] == row[0]) & (files["order"] == row[1])]
+    return bool(len(match)) and str(match["kind"].iloc[0]) == "dir"
+
+
+@dataclass(frozen=True)
+class SquashResult:
+    """The outcome of a squash.
+
+    Attributes:
+        output: the written archive.
+        format: ``oci`` or ``docker``.
+        first, last: the squashed range of filesystem layers.
+        layers_before, layers_after: filesystem layer counts.
+        content_bytes_before, content_bytes_after: content bytes stored in
+            all layers (sum of regular-file sizes).
+        saved_bytes: ``content_bytes_before - content_bytes_after``.
+        predicted_bytes: what the tables predicted the squash would save.
+        squashed_layer_bytes: size of the new layer's blob.
+        loaded_tag: the tag the image was loaded as into the engine, if any.
+    """
+
+    output: str
+    format: str
+    first: int
+    last: int
+    layers_before: int
+    layers_after: int
+    content_bytes_before: int
+    content_bytes_after: int
+    saved_bytes: int
+    predicted_bytes: int
+    squashed_layer_bytes: int
+    loaded_tag: str | None = None
+
+
+def squash(
+    image: Image | str,
+    *,
+    output: str | os.PathLike[str],
+    first: Any = None,
+    last: Any = None,
+    format: str = "oci",
+    compression: str = "gzip",
+    tag: str | None = None,
+    message: str | None = None,
+    load: bool = False,
+    progress: bool | ProgressHook | None = None,
+) -> SquashResult:
+    """Squash filesystem layers ``first`` to ``last`` (inclusive) into one.
+
+    Layers are counted from 0 at the bottom; ``first`` and ``last`` may also
+    be diff_id or digest prefixes, and default to the whole image. The new
+    image is written to ``output`` as an OCI archive or a docker archive,
+    through a temporary file beside it, so ``output`` is complete or absent.
+    ``load`` loads the result into the Docker Engine (as a docker archive).
+    """
+    from ._image import open_image
+    from ._write import ImageWriter, validate_output
+
+    if isinstance(image, str):
+        image = open_image(image)
+    if format not in ("oci", "docker"):
+        raise OptionError(f"invalid format {format!r}: use oci or docker")
+    if compression not in ("gzip", "zstd", "none"):
+        raise OptionError(
+            f"invalid compression {compression!r}: use gzip, zstd or none"
+        )
+    target = validate_output(os.fspath(output), image)
+    start, stop = resolve_range(image, first, last)
+    plan = plan_squash(image, start, stop)
+    hook = resolve(progress)
+
+    with ImageWriter(target, format=format, compression=compression) as writer:
+        layers = []
+        for index in range(len(image.layers)):
+            if index < start or index > stop:
+                layers.append(writer.copy_layer(image, index))
+            elif index == stop:
+                layers.append(
+                    writer.add_layer(
+                        lambda out: write_squashed_layer(image, plan, out, hook)
+                    )
+                )
+        config = _squashed_config(image, plan, layers, message)
+        writer.finish(config, layers, tag=tag)
+
+    content_after = _content_after(image, plan)
+    before = int(image.files.loc[image.files["kind"] == "file", "size"].sum())
+    result = SquashResult(
+        output=target,
+        format=format,
+        first=start,
+        last=stop,
+        layers_before=len(image.layers),
+        layers_after=len(layers),
+        content_bytes_before=before,
+        content_bytes_after=content_after,
+        saved_bytes=before - content_after,
+        predicted_bytes=plan.saved_bytes,
+        squashed_layer_bytes=int(layers[start]["size"]),
+    )
+    logger.info(
+        "squashed layers %d-%d of %s into %s: %d bytes saved",
+        start,
+        stop,
+        image.reference,
+        target,
+        result.saved_bytes,
+    )
+    if load:
+        from ._write import load_into_engine
+
+        loaded = load_into_engine(image, result, tag=tag, message=message)
+        result = SquashResult(**{**result.__dict__, "loaded_tag": loaded})
+    return result
+
+
+def _content_after(image: Image, plan: SquashPlan) -> int:
+    files = image.files
+    regular = files[files["kind"] == "file"]
+    outside = regular[(regular["layer"] < plan.first) | (regular["layer"] > plan.last)]
+    inside = regular.set_index(["layer", "order"])["size"]
+    copied = sum(int(inside.get(row, 0)) for row in plan.copies)
+    converted = sum(int(inside.get(source, 0)) for source in plan.as_files.values())
+    return int(outside["size"].sum()) + copied + converted
+
+
+def write_squashed_layer(
+    image: Image, plan: SquashPlan, out: Any, hook: ProgressHook
+) -> None:
+    """Write the squashed layer's uncompressed tar stream to ``out``."""
+    wanted_sources = set(plan.as_files.values())
+    spooled: dict[tuple[int, int], Any] = {}
+    total = int(image.layers.loc[plan.first : plan.last, "uncompressed_size"].sum())
+    hook.start(total, f"squashing layers {plan.first}-{plan.last}")
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for path in plan.whiteouts:
+                tar.addfile(_whiteout_info(path))
+            for layer in range(plan.first, plan.last + 1):
+                _copy_layer_entries(image, layer, plan, tar, wanted_sources, spooled)
+                hook.advance(int(image.layers.loc[layer, "uncompressed_size"]))
+    finally:
+        hook.finish()
+        for handle in spooled.values():
+            handle.close()
+
+
+def _whiteout_info(path: str) -> tarfile.TarInfo:
+    parent, _, name = path.rpartition("/")
+    info = tarfile.TarInfo(f"{parent}/.wh.{name}" if parent else f".wh.{name}")
+    info.mode = 0o644
+    return info
+
+
+def _copy_layer_entries(
+    image: Image,
+    layer: int,
+    plan: SquashPlan,
+    tar: tarfile.TarFile,
+    wanted_sources: set[tuple[int, int]],
+    spooled: dict[tuple[int, int], Any],
+) -> None:
+    from ._layer import normalise_path
+
+    with image.open_layer(layer) as stream:
+        source = tarfile.open(fileobj=stream, mode="r|")
+        # Orders count every entry the tar yields, as layerlab's reader does.
+        for order, member in enumerate(source):
+            key = (layer, order)
+            if (
+                key not in plan.copies
+                and key not in plan.as_files
+                and key not in wanted_sources
+            ):
+                continue
+            path, _ = normalise_path(member.name)
+            if key in wanted_sources and member.isreg():
+                spooled[key] = _spool(source, member)
+            if key in plan.as_files:
+                _write_as_file(tar, member, path, spooled[plan.as_files[key]])
+            elif key in plan.copies:
+                link = plan.relinks.get(key)
+                _write_copy(tar, source, member, path, spooled.get(key), link)
+        source.close()
+
+
+def _is_entry(member: tarfile.TarInfo) -> bool:
+    return member.type in tarfile.REGULAR_TYPES or member.type in (
+        tarfile.DIRTYPE,
+        tarfile.SYMTYPE,
+        tarfile.LNKTYPE,
+        tarfile.CHRTYPE,
+        tarfile.BLKTYPE,
+        tarfile.FIFOTYPE,
+        tarfile.GNUTYPE_SPARSE,
+    )
+
+
+def _spool(source: tarfile.TarFile, member: tarfile.TarInfo) -> Any:
+    handle = tempfile.SpooledTemporaryFile(max_size=_SPOOL_LIMIT)
+    data = source.extractfile(member)
+    if data is not None:
+        shutil.copyfileobj(data, handle, 1 << 20)
+    handle.seek(0)
+    return handle
+
+
+def _write_copy(
+    tar: tarfile.TarFile,
+    source: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    path: str,
+    spooled: Any,
+    link: str | None,
+) -> None:
+    from ._layer import normalise_path
+
+    info = copy.copy(member)
+    info.name = path
+    if member.islnk():
+        info.linkname = link or normalise_path(member.linkname)[0]
+        info.size = 0
+    data = None
+    if member.isreg():
+        # A spooled entry's data was already read from the stream.
+        data = spooled if spooled is not None else source.extractfile(member)
+        if spooled is not None:
+            spooled.seek(0)
+    tar.addfile(info, data)
+
+
+def _write_as_file(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, path: str, content: Any
+) -> None:
+    info = copy.copy(member)
+    info.name = path
+    info.type = tarfile.REGTYPE
+    info.linkname = ""
+    content.seek(0, io.SEEK_END)
+    info.size = content.tell()
+    content.seek(0)
+    tar.addfile(info, content)
+
+
+def _squashed_config(
+    image: Image, plan: SquashPlan, layers: list[dict[str, Any]], message: str | None
+) -> dict[str, Any]:
+    config = copy.deepcopy(image.config)
+    config["rootfs"] = {
+        "type": "layers",
+        "diff_ids": [layer["diff_id"] for layer in layers],
+    }
+    config["history"] = _squashed_history(image, plan, message)
+    return config
+
+
+def _squashed_history(
+    image: Image, plan: SquashPlan, message: str | None
+) -> list[dict[str, Any]]:
+    original = list(image.config.get("history") or [])
+    history = image.history
+    if not original:
+        return []
+    made = history[history["layer"].notna()]
+    in_range = made[(made["layer"] >= plan.first) & (made["layer"] <= plan.last)]
+    squashed_indexes = set(in_range["history_index"].astype(int).tolist())
+    commands = [
+        original[index].get("created_by", "") for index in sorted(squashed_indexes)
+    ]
+    entry = {
+        "created": original[max(squashed_indexes)].get("created")
+        if squashed_indexes
+        else None,
+        "created_by": " && ".join(command for command in commands if command)
+        or "layerlab squash",
+        "comment": message
+        or f"layerlab squash of layers {plan.first}-{plan.last} "
+        f"({len(commands)} steps)",
+    }
+    result = []
+    last_index = max(squashed_indexes) if squashed_indexes else -1
+    for index, item in enumerate(original):
+        if index in squashed_indexes:
+            if index == last_index:
+                result.append({key: value for key, value in entry.items() if value})
+            continue
+        result.append(item)
+    return result

@@ -1,0 +1,320 @@
+"""Write images as OCI archives or docker archives.
+
+Blobs are written to a staging directory beside the output while their
+digests are computed, then packed into one tar that replaces the output in
+a single rename, so the output is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import zstandard
+
+from ._errors import EngineError, OptionError
+
+if TYPE_CHECKING:
+    from ._image import Image
+    from ._squash import SquashResult
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+LAYER_TYPES = {
+    "none": "application/vnd.oci.image.layer.v1.tar",
+    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+}
+_CHUNK = 1 << 20
+
+
+def validate_output(path: str, image: Image) -> str:
+    """Return ``path`` made absolute, after checking it is a place to write."""
+    target = os.path.abspath(path)
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        raise OptionError(f"output directory {directory} does not exist")
+    if os.path.isdir(target):
+        raise OptionError(f"output {path} is a directory; give a file name")
+    source = _input_path(image.reference)
+    if (
+        source is not None
+        and os.path.exists(target)
+        and os.path.samefile(source, target)
+    ):
+        raise OptionError(f"output {path} is the input image; choose another file")
+    return target
+
+
+def _input_path(reference: str) -> str | None:
+    for prefix in ("docker-archive:", "oci-archive:", "oci:"):
+        if reference.startswith(prefix):
+            reference = reference[len(prefix) :]
+            break
+    for candidate in (reference, reference.rpartition(":")[0]):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
+
+
+class _BlobSink:
+    """A file that hashes the uncompressed bytes and the stored bytes."""
+
+    def __init__(self, handle: Any, compression: str) -> None:
+        self._handle = handle
+        self._compression = compression
+        self.diff_id = hashlib.sha256()
+        self.digest = hashlib.sha256()
+        self.size = 0
+        if compression == "gzip":
+            self._compressor: Any = zlib.compressobj(
+                6, zlib.DEFLATED, 16 + zlib.MAX_WBITS
+            )
+        elif compression == "zstd":
+            self._compressor = zstandard.ZstdCompressor(level=3).compressobj()
+        else:
+            self._compressor = None
+
+    def write(self, data: bytes) -> int:
+        self.diff_id.update(data)
+        self._store(self._compressor.compress(data) if self._compressor else data)
+        return len(data)
+
+    def _store(self, data: bytes) -> None:
+        if data:
+            self.digest.update(data)
+            self._handle.write(data)
+            self.size += len(data)
+
+    def close(self) -> None:
+        if self._compressor is not None:
+            self._store(self._compressor.flush())
+
+
+class ImageWriter:
+    """Collect blobs and write one image archive atomically."""
+
+    def __init__(self, output: str, *, format: str, compression: str) -> None:
+        self._output = output
+        self._format = format
+        # docker save stores layers uncompressed, and older engines load only those.
+        self._compression = "none" if format == "docker" else compression
+        self._staging = tempfile.mkdtemp(
+            prefix=".layerlab-", dir=os.path.dirname(output) or "."
+        )
+        self._blobs: dict[str, str] = {}
+
+    def __enter__(self) -> ImageWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self._staging, ignore_errors=True)
+
+    def _new_blob_path(self) -> str:
+        handle, path = tempfile.mkstemp(dir=self._staging, suffix=".blob")
+        os.close(handle)
+        return path
+
+    def _keep(self, path: str, digest: str) -> None:
+        self._blobs.setdefault(digest, path)
+
+    def add_layer(self, write: Callable[[Any], None]) -> dict[str, Any]:
+        """Store a layer whose uncompressed tar ``write(sink)`` produces."""
+        path = self._new_blob_path()
+        with open(path, "wb") as handle:
+            sink = _BlobSink(handle, self._compression)
+            write(sink)
+            sink.close()
+        digest = f"sha256:{sink.digest.hexdigest()}"
+        self._keep(path, digest)
+        return {
+            "mediaType": LAYER_TYPES[self._compression],
+            "digest": digest,
+            "size": sink.size,
+            "diff_id": f"sha256:{sink.diff_id.hexdigest()}",
+        }
+
+    def copy_layer(self, image: Image, index: int) -> dict[str, Any]:
+        """Store layer ``index`` of ``image`` unchanged (uncompressed for docker)."""
+        row = image.layers.iloc[index]
+        if self._format == "docker" and row["compression"] != "none":
+            return self._decompress_layer(image, index)
+        path = self._new_blob_path()
+        with image._source.openers[index].open() as blob, open(path, "wb") as handle:
+            shutil.copyfileobj(blob, handle, _CHUNK)
+        digest = _file_digest(path)
+        self._keep(path, digest)
+        compression = str(row["compression"])
+        return {
+            "mediaType": LAYER_TYPES[compression],
+            "digest": digest,
+            "size": os.path.getsize(path),
+            "diff_id": str(row["diff_id"]),
+        }
+
+    def _decompress_layer(self, image: Image, index: int) -> dict[str, Any]:
+        def write(sink: Any) -> None:
+            with image.open_layer(index) as stream:
+                shutil.copyfileobj(stream, sink, _CHUNK)
+
+        return self.add_layer(write)
+
+    def finish(
+        self, config: dict[str, Any], layers: list[dict[str, Any]], *, tag: str | None
+    ) -> None:
+        """Write the config and manifest, pack the archive and move it in place."""
+        config_bytes = json.dumps(config, separators=(",", ":")).encode()
+        config_digest = f"sha256:{hashlib.sha256(config_bytes).hexdigest()}"
+        files = (
+            self._docker_files(config_bytes, config_digest, layers, tag)
+            if self._format == "docker"
+            else self._oci_files(config_bytes, config_digest, layers, tag)
+        )
+        packed = os.path.join(self._staging, "image.tar")
+        with tarfile.open(packed, "w", format=tarfile.PAX_FORMAT) as archive:
+            for name, content in files:
+                _add(archive, name, content)
+        os.replace(packed, self._output)
+
+    def _oci_files(
+        self,
+        config_bytes: bytes,
+        config_digest: str,
+        layers: list[dict[str, Any]],
+        tag: str | None,
+    ) -> list[tuple[str, Any]]:
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": OCI_CONFIG,
+                "digest": config_digest,
+                "size": len(config_bytes),
+            },
+            "layers": [
+                {key: layer[key] for key in ("mediaType", "digest", "size")}
+                for layer in layers
+            ],
+        }
+        manifest_bytes = json.dumps(manifest, separators=(",", ":")).encode()
+        manifest_digest = f"sha256:{hashlib.sha256(manifest_bytes).hexdigest()}"
+        descriptor: dict[str, Any] = {
+            "mediaType": OCI_MANIFEST,
+            "digest": manifest_digest,
+            "size": len(manifest_bytes),
+        }
+        if tag:
+            descriptor["annotations"] = {"org.opencontainers.image.ref.name": tag}
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [descriptor]}
+        files: list[tuple[str, Any]] = [
+            ("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+            ("index.json", json.dumps(index).encode()),
+            (_blob_name(config_digest), config_bytes),
+            (_blob_name(manifest_digest), manifest_bytes),
+        ]
+        written = set()
+        for layer in layers:
+            if layer["digest"] not in written:
+                written.add(layer["digest"])
+                files.append(
+                    (_blob_name(layer["digest"]), self._blobs[layer["digest"]])
+                )
+        return files
+
+    def _docker_files(
+        self,
+        config_bytes: bytes,
+        config_digest: str,
+        layers: list[dict[str, Any]],
+        tag: str | None,
+    ) -> list[tuple[str, Any]]:
+        config_name = f"{config_digest.partition(':')[2]}.json"
+        names = [f"{layer['digest'].partition(':')[2]}/layer.tar" for layer in layers]
+        manifest = [
+            {"Config": config_name, "RepoTags": [tag] if tag else [], "Layers": names}
+        ]
+        files: list[tuple[str, Any]] = [(config_name, config_bytes)]
+        written = set()
+        for name, layer in zip(names, layers):
+            if name not in written:
+                written.add(name)
+                files.append((name, self._blobs[layer["digest"]]))
+        files.append(("manifest.json", json.dumps(manifest).encode()))
+        return files
+
+
+def _blob_name(digest: str) -> str:
+    algorithm, _, encoded = digest.partition(":")
+    return f"blobs/{algorithm}/{encoded}"
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _add(archive: tarfile.TarFile, name: str, content: Any) -> None:
+    info = tarfile.TarInfo(name)
+    info.mode = 0o644
+    if isinstance(content, bytes):
+        info.size = len(content)
+        archive.addfile(info, io.BytesIO(content))
+        return
+    info.size = os.path.getsize(content)
+    with open(content, "rb") as handle:
+        archive.addfile(info, handle)
+
+
+def load_into_engine(
+    image: Image, result: SquashResult, *, tag: str | None, message: str | None
+) -> str:
+    """Load the squashed image into the Docker Engine; return its tag or id.
+
+    The engine loads docker archives, so an OCI result is written again in
+    that form to a temporary file first.
+    """
+    from ._daemon import connect
+    from ._squash import squash
+
+    archive = result.output
+    temporary = None
+    if result.format != "docker":
+        handle, temporary = tempfile.mkstemp(prefix="layerlab-", suffix=".tar")
+        os.close(handle)
+        squash(
+            image,
+            output=temporary,
+            first=result.first,
+            last=result.last,
+            format="docker",
+            tag=tag,
+            message=message,
+        )
+        archive = temporary
+    client = connect()
+    try:
+        with open(archive, "rb") as data:
+            loaded = client.images.load(data)
+    except Exception as error:  # noqa: BLE001 - the SDK raises unrelated types here
+        raise EngineError(
+            f"docker load failed: {error}", image=image.reference
+        ) from None
+    finally:
+        client.close()
+        if temporary:
+            os.unlink(temporary)
+    if tag:
+        return tag
+    return loaded[0].id if loaded else ""
