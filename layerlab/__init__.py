@@ -42,6 +42,7 @@ _LAZY = {
     "squash": ("layerlab._squash", "squash"),
     "predict_squash": ("layerlab._squash", "predict_squash"),
     "SquashResult": ("layerlab._squash", "SquashResult"),
+    "simulate_combine": ("layerlab._squash", "simulate_combine"),
 }
 
 
@@ -84,6 +85,7 @@ __all__ = [
     "render_report",
     "report",
     "sample_path",
+    "simulate_combine",
     "squash",
     "widgets",
 ]

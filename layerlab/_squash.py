@@ -567,3 +567,35 @@ def _squashed_history(
             continue
         result.append(item)
     return result
+
+
+def simulate_combine(
+    image: Image, first: Any, last: Any, *, compression: str = "gzip"
+) -> Image:
+    """Predict the image as if RUN steps ``first`` to ``last`` were one step.
+
+    Combining consecutive RUN steps into one stores what squashing those
+    layers stores, so the prediction is a squash written to a temporary
+    archive and read back: its tables and metrics are those of the combined
+    build, without rebuilding. The returned image owns the temporary file
+    until it is closed.
+    """
+    from ._image import open_image
+
+    handle, path = tempfile.mkstemp(prefix="layerlab-combined-", suffix=".tar")
+    os.close(handle)
+    try:
+        squash(image, output=path, first=first, last=last, compression=compression)
+        predicted = open_image(f"oci-archive:{path}", cache=False)
+    except BaseException:
+        os.unlink(path)
+        raise
+    cleanup = predicted._source.cleanup
+
+    def remove() -> None:
+        if cleanup is not None:
+            cleanup()
+        os.unlink(path)
+
+    predicted._source.cleanup = remove
+    return predicted

@@ -1,0 +1,5 @@
+# Three RUN steps that download, unpack and clean up, as separate layers.
+FROM layerlab-test/busybox:base
+RUN mkdir -p /opt/tool && head -c 300000 /dev/zero | tr '\0' 'a' > /opt/tool/archive.bin
+RUN cd /opt/tool && cp archive.bin unpacked.bin && echo built > version.txt
+RUN rm /opt/tool/archive.bin && chmod 600 /opt/tool/version.txt
