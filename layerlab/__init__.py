@@ -43,6 +43,9 @@ _LAZY = {
     "predict_squash": ("layerlab._squash", "predict_squash"),
     "SquashResult": ("layerlab._squash", "SquashResult"),
     "simulate_combine": ("layerlab._squash", "simulate_combine"),
+    "compare": ("layerlab._compare", "compare"),
+    "Comparison": ("layerlab._compare", "Comparison"),
+    "pull_cost": ("layerlab._pull", "pull_cost"),
 }
 
 
@@ -59,6 +62,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CIResult",
     "CIRules",
+    "Comparison",
     "DigestMismatchError",
     "DiveMetrics",
     "EngineError",
@@ -75,6 +79,7 @@ __all__ = [
     "SquashResult",
     "__version__",
     "columns",
+    "compare",
     "dive_metrics",
     "evaluate_ci",
     "list_samples",
@@ -82,6 +87,7 @@ __all__ = [
     "open_image",
     "plot",
     "predict_squash",
+    "pull_cost",
     "render_report",
     "report",
     "sample_path",

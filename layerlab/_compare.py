@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ._errors import OptionError
 from ._format import human_bytes
-
-if TYPE_CHECKING:
-    from ._image import Image
 
 MAX_IMAGES = 10
 
@@ -91,7 +89,9 @@ def compare(*images: Any, labels: Sequence[str] | None = None) -> Comparison:
     )
     comparison.pull = _pull(comparison)
     for label, image in zip(names[1:], opened[1:]):
-        comparison.diffs[label] = filesystem_diff(opened[0].filesystem, image.filesystem)
+        comparison.diffs[label] = filesystem_diff(
+            opened[0].filesystem, image.filesystem
+        )
         comparison.directories[label] = directory_sizes(
             opened[0].filesystem, image.filesystem
         )
@@ -104,7 +104,8 @@ def _labels(images: list[Any]) -> list[str]:
         reference = image.reference
         for prefix in ("docker-archive:", "oci-archive:", "oci:", "docker-daemon:"):
             reference = reference.removeprefix(prefix)
-        names.append(os.path.basename(reference.rstrip("/")) or reference)
+        name = os.path.basename(reference.rstrip("/")) or reference
+        names.append(name.removesuffix(".tar"))
     if len(set(names)) != len(names):
         names = [f"{index}: {name}" for index, name in enumerate(names)]
     return names
@@ -223,9 +224,13 @@ def _differs(merged: pd.DataFrame, names: list[str]) -> pd.Series:
 
 def _content_differs(merged: pd.DataFrame) -> pd.Series:
     hashes = merged["hash_before"].notna() & merged["hash_after"].notna()
-    by_hash = merged["hash_before"].astype(object) != merged["hash_after"].astype(object)
+    by_hash = merged["hash_before"].astype(object) != merged["hash_after"].astype(
+        object
+    )
     by_size = merged["size_before"] != merged["size_after"]
-    return pd.Series(np.where(hashes, by_hash, by_size), index=merged.index).astype(bool)
+    return pd.Series(np.where(hashes, by_hash, by_size), index=merged.index).astype(
+        bool
+    )
 
 
 def directory_sizes(
@@ -254,22 +259,47 @@ def _per_directory(filesystem: pd.DataFrame, depth: int) -> pd.Series:
     return pd.Series(totals, dtype="int64")
 
 
-def comparison_html(comparison: Comparison, *, top: int = 50) -> str:
-    """Return the comparison as an escaped, self-contained HTML section."""
-    parts = ['<section class="comparison"><h2>Comparison</h2>']
-    parts.append(_html_table(
-        comparison.summary,
-        ["label", "layers", "content_bytes", "compressed_bytes", "paths",
-         "reclaimable_bytes"],
-        sizes={"content_bytes", "compressed_bytes", "reclaimable_bytes"},
-    ))
+def comparison_html(
+    comparison: Comparison, *, top: int = 50, charts: bool = False
+) -> str:
+    """Return the comparison as an escaped HTML section.
+
+    ``charts`` adds the size chart as a plotly div, for a page that already
+    loads plotly.js (the report does).
+    """
+    parts = ['<div class="layerlab-comparison"><h2>Comparison</h2>']
+    if charts:
+        parts.append(
+            sizes_figure(comparison).to_html(include_plotlyjs=False, full_html=False)
+        )
+    parts.append(
+        _html_table(
+            comparison.summary,
+            [
+                "label",
+                "layers",
+                "content_bytes",
+                "compressed_bytes",
+                "paths",
+                "reclaimable_bytes",
+            ],
+            sizes={"content_bytes", "compressed_bytes", "reclaimable_bytes"},
+        )
+    )
     parts.append("<h3>Pulling after the baseline</h3>")
-    parts.append(_html_table(
-        comparison.pull,
-        ["label", "layers", "shared_with_baseline", "layers_to_pull_after_baseline",
-         "bytes_to_pull_after_baseline"],
-        sizes={"bytes_to_pull_after_baseline"},
-    ))
+    parts.append(
+        _html_table(
+            comparison.pull,
+            [
+                "label",
+                "layers",
+                "shared_with_baseline",
+                "layers_to_pull_after_baseline",
+                "bytes_to_pull_after_baseline",
+            ],
+            sizes={"bytes_to_pull_after_baseline"},
+        )
+    )
     baseline = html.escape(comparison.labels[0])
     for label, diff in comparison.diffs.items():
         changed = diff[diff["change"] != "unchanged"]
@@ -281,13 +311,72 @@ def comparison_html(comparison: Comparison, *, top: int = 50) -> str:
             f"<h3>{html.escape(label)} against {baseline}</h3><p>{summary}; "
             f"net {html.escape(human_bytes(int(diff['size_change'].sum())))}.</p>"
         )
-        parts.append(_html_table(
-            changed.head(top),
-            ["path", "change", "kind_before", "kind_after", "size_change"],
-            sizes={"size_change"},
-        ))
-    parts.append("</section>")
+        parts.append(
+            _html_table(
+                changed.head(top),
+                ["path", "change", "kind_before", "kind_after", "size_change"],
+                sizes={"size_change"},
+            )
+        )
+    parts.append("</div>")
     return "\n".join(parts)
+
+
+def sizes_figure(comparison: Comparison) -> Any:
+    """Return grouped bars of each image's content, compressed and pull bytes."""
+    import plotly.graph_objects as go
+
+    summary = comparison.summary
+    labels = [html.escape(label) for label in comparison.labels]
+    figure = go.Figure()
+    for column, name in (
+        ("content_bytes", "content"),
+        ("compressed_bytes", "compressed"),
+        ("reclaimable_bytes", "reclaimable by squashing"),
+    ):
+        figure.add_bar(name=name, x=labels, y=summary[column])
+    figure.add_bar(
+        name="to pull after the first image",
+        x=labels,
+        y=comparison.pull["bytes_to_pull_after_baseline"],
+    )
+    figure.update_layout(barmode="group", yaxis_title="bytes", title="Sizes")
+    return figure
+
+
+def change_treemap(comparison: Comparison, label: str) -> Any:
+    """Return a treemap of the directories whose bytes changed against the baseline."""
+    import plotly.graph_objects as go
+
+    table = comparison.directories[label]
+    table = table[table["size_change"] != 0]
+    shown = set(table["directory"])
+    # A parent whose own change is zero (children grew and shrank by the
+    # same bytes) is not drawn, so its children hang from the root.
+    parents = [
+        html.escape(name.rpartition("/")[0]) if name.rpartition("/")[0] in shown else ""
+        for name in table["directory"]
+    ]
+    figure = go.Figure(
+        go.Treemap(
+            ids=[html.escape(name) for name in table["directory"]],
+            labels=[
+                html.escape(name.rpartition("/")[2]) for name in table["directory"]
+            ],
+            parents=parents,
+            values=table["size_change"].abs(),
+            branchvalues="remainder",
+            customdata=table["size_change"],
+            hovertemplate="%{id}<br>%{customdata:+,} bytes<extra></extra>",
+            marker={
+                "colors": [
+                    "#2a9d8f" if v < 0 else "#e76f51" for v in table["size_change"]
+                ]
+            },
+        )
+    )
+    figure.update_layout(title=f"Bytes changed per directory: {html.escape(label)}")
+    return figure
 
 
 def _html_table(table: pd.DataFrame, columns: list[str], *, sizes: set[str]) -> str:
@@ -299,7 +388,9 @@ def _html_table(table: pd.DataFrame, columns: list[str], *, sizes: set[str]) -> 
             text = human_bytes(int(value)) if name in sizes else _cell(value)
             cells.append(f"<td>{html.escape(text)}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _cell(value: Any) -> str:

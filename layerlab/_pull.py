@@ -14,7 +14,8 @@ than one connection, and it shares no bytes with images already present.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -89,14 +90,19 @@ def pull_cost(
     estimate (a base image, or the previous release), matched by diff_id.
     """
     present = set() if cached is None else set(cached.layers["diff_id"].astype(str))
-    names = list(labels) if labels is not None else [image.reference for image in images]
+    names = (
+        list(labels) if labels is not None else [image.reference for image in images]
+    )
     rows = []
     for name, image in zip(names, images):
         layers = image.layers
         for state, skip in (("cold", set()), ("cached", present)):
             wanted = layers[~layers["diff_id"].astype(str).isin(skip)]
             pairs = list(
-                zip(wanted["compressed_size"].astype(int), wanted["uncompressed_size"].astype(int))
+                zip(
+                    wanted["compressed_size"].astype(int),
+                    wanted["uncompressed_size"].astype(int),
+                )
             )
             download, total = pull_seconds(
                 pairs,

@@ -89,7 +89,8 @@ def report(
         max_waste_rows: largest number of rows of the waste table.
         max_treemap_nodes: largest number of nodes of each treemap.
         comparison_html: a section placed before the images' sections, which
-            must already be escaped HTML (the compare feature's output).
+            must already be escaped HTML; with 2 to 10 images and no section
+            given, the comparison of the images is used.
     """
     text = render_report(
         images,
@@ -134,6 +135,11 @@ def render_report(
             )
             for index, image in enumerate(opened, start=1)
         ]
+        if comparison_html is None and 2 <= len(opened) <= 10:
+            from ._compare import compare
+            from ._compare import comparison_html as render_comparison
+
+            comparison_html = render_comparison(compare(*opened), charts=True)
     finally:
         for image in owned:
             image.close()
