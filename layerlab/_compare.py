@@ -269,9 +269,8 @@ def comparison_html(
     """
     parts = ['<div class="layerlab-comparison"><h2>Comparison</h2>']
     if charts:
-        parts.append(
-            sizes_figure(comparison).to_html(include_plotlyjs=False, full_html=False)
-        )
+        for figure in (sizes_figure(comparison), waterfalls_figure(comparison)):
+            parts.append(figure.to_html(include_plotlyjs=False, full_html=False))
     parts.append(
         _html_table(
             comparison.summary,
@@ -344,6 +343,62 @@ def sizes_figure(comparison: Comparison) -> Any:
     return figure
 
 
+def waterfalls_figure(comparison: Comparison) -> Any:
+    """Return the images' layer waterfalls side by side, on one size axis."""
+    from plotly.subplots import make_subplots
+
+    from ._format import short_command
+
+    count = len(comparison.images)
+    figure = make_subplots(
+        rows=1,
+        cols=count,
+        shared_yaxes=True,
+        subplot_titles=[html.escape(label) for label in comparison.labels],
+    )
+    for column, image in enumerate(comparison.images, start=1):
+        layers = image.layers
+        steps = [
+            html.escape(
+                f"{row.layer}: {short_command(row.created_by, row.instruction, width=30)}"
+            )
+            for row in layers.itertuples()
+        ]
+        base = layers["cumulative_size"] - layers["content_size"]
+        visible = layers["content_size"] - layers["hidden_bytes"]
+        figure.add_bar(
+            x=steps,
+            y=base,
+            marker_color="rgba(0,0,0,0)",
+            showlegend=False,
+            hoverinfo="skip",
+            row=1,
+            col=column,
+        )
+        figure.add_bar(
+            x=steps,
+            y=visible,
+            name="visible in the final filesystem",
+            marker_color="#4c78a8",
+            showlegend=column == 1,
+            row=1,
+            col=column,
+        )
+        figure.add_bar(
+            x=steps,
+            y=layers["hidden_bytes"],
+            name="hidden by a later layer",
+            marker_color="#e45756",
+            showlegend=column == 1,
+            row=1,
+            col=column,
+        )
+    figure.update_layout(
+        barmode="stack", title="Image size step by step", yaxis_title="content bytes"
+    )
+    return figure
+
+
 def change_treemap(comparison: Comparison, label: str) -> Any:
     """Return a treemap of the directories whose bytes changed against the baseline."""
     import plotly.graph_objects as go
@@ -380,7 +435,11 @@ def change_treemap(comparison: Comparison, label: str) -> Any:
 
 
 def _html_table(table: pd.DataFrame, columns: list[str], *, sizes: set[str]) -> str:
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in columns)
+    if table.empty:
+        return "<p>No path differs.</p>"
+    head = "".join(
+        f"<th>{html.escape(name.replace('_', ' '))}</th>" for name in columns
+    )
     rows = []
     for record in table[columns].itertuples(index=False):
         cells = []

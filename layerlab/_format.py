@@ -19,7 +19,10 @@ def short_command(
     created_by: str | None, instruction: str | None = None, *, width: int = 50
 ) -> str:
     """Shorten a history command for a label, keeping its keyword first."""
-    text = (created_by or "").strip()
+    # Table cells may hold pandas' NA, whose truth value is undefined.
+    text = created_by.strip() if isinstance(created_by, str) else ""
+    if not isinstance(instruction, str):
+        instruction = None
     for prefix in ("/bin/sh -c #(nop) ", "/bin/sh -c "):
         if text.startswith(prefix):
             text = text[len(prefix) :].strip()

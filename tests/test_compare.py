@@ -11,7 +11,13 @@ import pytest
 from handmade import Layer, directory, file, symlink, write_oci_archive
 
 import layerlab
-from layerlab._compare import change_treemap, compare, comparison_html, sizes_figure
+from layerlab._compare import (
+    change_treemap,
+    compare,
+    comparison_html,
+    sizes_figure,
+    waterfalls_figure,
+)
 from layerlab._pull import pull_cost, pull_seconds
 
 BASE = Layer([directory("usr"), file("usr/lib.so", b"L" * 1000), file("etc", b"cfg")])
@@ -112,6 +118,16 @@ def test_comparison_figures(tmp_path: Path) -> None:
     bars = sizes_figure(comparison)
     assert [trace.name for trace in bars.data][:2] == ["content", "compressed"]
     assert list(bars.data[0].y) == list(comparison.summary["content_bytes"])
+    waterfalls = waterfalls_figure(comparison)
+    # Three traces per image: the invisible base, visible and hidden bytes.
+    assert len(waterfalls.data) == 6
+    stacked = [
+        sum(values)
+        for values in zip(
+            waterfalls.data[0].y, waterfalls.data[1].y, waterfalls.data[2].y
+        )
+    ]
+    assert stacked == list(comparison.images[0].layers["cumulative_size"])
     treemap = change_treemap(comparison, "after")
     assert "app" in list(treemap.data[0].ids)
 
