@@ -2,8 +2,9 @@
 
 Start with :func:`open_image`; its result carries the ``layers``, ``files``,
 ``filesystem``, ``waste`` and ``history`` tables and the image's metrics.
-Plots live in :mod:`layerlab.plot` and notebook widgets in
-:mod:`layerlab.widgets`; both load on first use, so the command line and
+Plots live in :mod:`layerlab.plot`, notebook widgets in
+:mod:`layerlab.widgets` and the teaching scenarios in
+:mod:`layerlab.scenarios`; they load on first use, so the command line and
 plain table work do not pay for plotly and ipywidgets.
 """
 
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "plot": ("layerlab.plot", None),
     "widgets": ("layerlab.widgets", None),
+    "scenarios": ("layerlab.scenarios", None),
     "report": ("layerlab._report", "report"),
     "render_report": ("layerlab._report", "render_report"),
     "squash": ("layerlab._squash", "squash"),
@@ -91,6 +93,7 @@ __all__ = [
     "render_report",
     "report",
     "sample_path",
+    "scenarios",
     "simulate_combine",
     "squash",
     "widgets",
