@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
+import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ._format import human_bytes
 
@@ -20,71 +24,98 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "compare",
         help="compare two to ten images: sizes, shared layers, file changes",
         description="Compare images with the first one: sizes, layers shared by "
-        "diff_id (what a pull costs once the first image's layers are present), "
-        "and the paths of the final filesystem that were added, removed or "
-        "changed.",
+        "diff_id, what a pull costs once the first image's layers are present "
+        "(matched by chain ID, as Docker Engine does), the paths of the final "
+        "filesystem that were added, removed or changed, and the size change "
+        "per directory.",
     )
     parser.add_argument("refs", nargs="+", metavar="REF", help="2 to 10 images")
     add_image_options(parser)
+    parser.add_argument(
+        "--label",
+        action="append",
+        metavar="NAME",
+        help="name of an image in the output, once per REF in order "
+        "(default: the file or image names)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--top",
         type=int,
         default=20,
         metavar="N",
-        help="changed paths to list per image (default 20)",
+        help="changed paths and directories to list per image (default 20)",
     )
     parser.set_defaults(func=_compare)
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ._compare import compare
+    from ._compare import MAX_IMAGES, compare
     from ._errors import OptionError
     from .cli import open_from_args
 
-    if not 2 <= len(args.refs) <= 10:
-        raise OptionError(f"compare takes 2 to 10 images, got {len(args.refs)}")
-    images = [open_from_args(args, ref) for ref in args.refs]
-    comparison = compare(*images)
-    if args.json:
-        document = {
-            "summary": comparison.summary.to_dict(orient="records"),
-            "pull": comparison.pull.to_dict(orient="records"),
-            "diffs": {
-                label: _changed(diff)
-                .head(args.top)
-                .astype(object)
-                .where(_changed(diff).head(args.top).notna(), None)
-                .to_dict(orient="records")
-                for label, diff in comparison.diffs.items()
-            },
-        }
-        json.dump(document, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
-        return 0
-    _print(comparison, Console(), args.top)
+    if not 2 <= len(args.refs) <= MAX_IMAGES:
+        raise OptionError(
+            f"compare takes 2 to {MAX_IMAGES} images, got {len(args.refs)}"
+        )
+    images: list[Any] = []
+    try:
+        for ref in args.refs:
+            images.append(open_from_args(args, ref))
+        comparison = compare(*images, labels=args.label)
+        if args.json:
+            json.dump(comparison_json(comparison, top=args.top), sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            _print(comparison, Console(), args.top)
+    finally:
+        for image in images:
+            image.close()
     return 0
 
 
-def _changed(diff):  # type: ignore[no-untyped-def]
+def comparison_json(comparison: Any, *, top: int) -> dict[str, Any]:
+    """Return the ``compare --json`` document."""
+    return {
+        "summary": _records(comparison.summary),
+        "pull": _records(comparison.pull),
+        "layers": _records(comparison.layers),
+        "diffs": {
+            label: _records(_changed(diff).head(top))
+            for label, diff in comparison.diffs.items()
+        },
+        "directories": {
+            label: _records(table[table["size_change"] != 0].head(top))
+            for label, table in comparison.directories.items()
+        },
+    }
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    # JSON has no NaN or pandas NA: missing values become null.
+    plain = table.astype(object).where(table.notna(), None)
+    records = plain.to_dict(orient="records")
+    return [{key: _plain(value) for key, value in row.items()} for row in records]
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _changed(diff: pd.DataFrame) -> pd.DataFrame:
     return diff[diff["change"] != "unchanged"]
 
 
-def _print(comparison, console: Console, top: int) -> None:  # type: ignore[no-untyped-def]
+def _print(comparison: Any, console: Console, top: int) -> None:
     table = Table(title="images", title_justify="left")
-    for name in (
-        "label",
-        "layers",
-        "content",
-        "compressed",
-        "paths",
-        "reclaimable",
-        "to pull after the first",
-    ):
+    columns = ("label", "layers", "content", "compressed", "paths", "reclaimable")
+    for name in (*columns, "to pull after the first"):
         table.add_column(name, justify="left" if name == "label" else "right")
     for row, pull in zip(comparison.summary.itertuples(), comparison.pull.itertuples()):
         table.add_row(
-            row.label,
+            Text(str(row.label)),
             str(row.layers),
             human_bytes(row.content_bytes),
             human_bytes(row.compressed_bytes),
@@ -94,19 +125,41 @@ def _print(comparison, console: Console, top: int) -> None:  # type: ignore[no-u
         )
     console.print(table)
     for label, diff in comparison.diffs.items():
-        changed = _changed(diff)
-        detail = Table(
-            title=f"{label} against {comparison.labels[0]}: "
-            f"{len(changed)} paths changed, net "
-            f"{human_bytes(int(diff['size_change'].sum()))}",
-            title_justify="left",
+        console.print(_diff_table(comparison.labels[0], label, diff, top))
+        console.print(_directory_table(label, comparison.directories[label], top))
+
+
+def _diff_table(baseline: str, label: str, diff: pd.DataFrame, top: int) -> Table:
+    changed = _changed(diff)
+    net = human_bytes(int(diff["size_change"].sum()))
+    table = Table(
+        title=escape(
+            f"{label} against {baseline}: {len(changed)} paths changed, net {net}"
+        ),
+        title_justify="left",
+    )
+    for name in ("change", "size change", "path"):
+        table.add_column(name, justify="right" if name == "size change" else "left")
+    for row in changed.head(top).itertuples():
+        # Paths are untrusted: Text keeps rich from reading [tags] in them.
+        table.add_row(
+            str(row.change), human_bytes(int(row.size_change)), Text(str(row.path))
         )
-        for name in ("change", "size change", "path"):
-            detail.add_column(
-                name, justify="left" if name != "size change" else "right"
-            )
-        for row in changed.head(top).itertuples():
-            detail.add_row(
-                str(row.change), human_bytes(int(row.size_change)), str(row.path)
-            )
-        console.print(detail)
+    return table
+
+
+def _directory_table(label: str, directories: pd.DataFrame, top: int) -> Table:
+    table = Table(
+        title=escape(f"size change per directory: {label}"), title_justify="left"
+    )
+    for name in ("directory", "before", "after", "change"):
+        table.add_column(name, justify="left" if name == "directory" else "right")
+    changed = directories[directories["size_change"] != 0]
+    for row in changed.head(top).itertuples():
+        table.add_row(
+            Text(str(row.directory)),
+            human_bytes(int(row.size_before)),
+            human_bytes(int(row.size_after)),
+            human_bytes(int(row.size_change)),
+        )
+    return table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.console import Console
 
@@ -34,14 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--to",
         dest="last",
-        metavar="N",
-        help="last layer to squash (default: the top layer)",
+        metavar="N|DIGEST",
+        help="last layer to squash, given as --from is (default: the top layer)",
     )
     parser.add_argument(
         "--history-count",
         action="store_true",
-        help="count --from in history entries, empty ones included, as "
-        "docker-squash's --from-layer does",
+        help="read --from N as docker-squash 1.2.2 reads --from-layer N: squash "
+        "the last N history entries, empty ones (ENV, CMD, ...) included",
     )
     parser.add_argument(
         "-o",
@@ -76,14 +77,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _squash(args: argparse.Namespace) -> int:
-    from ._squash import history_to_layer, squash
+    from ._squash import layer_for_history_count, squash
     from .cli import RichProgress, open_from_args, stderr_console
 
     image = open_from_args(args, args.ref)
     with image:
         first = args.first
         if args.history_count and first is not None:
-            first = history_to_layer(image, int(first))
+            first = layer_for_history_count(image, _count(first))
         result = squash(
             image,
             output=args.output,
@@ -96,6 +97,22 @@ def _squash(args: argparse.Namespace) -> int:
             load=args.load,
             progress=RichProgress(stderr_console()),
         )
+    _print_result(result)
+    return 0
+
+
+def _count(value: str) -> int:
+    from ._errors import OptionError
+
+    try:
+        return int(value)
+    except ValueError:
+        raise OptionError(
+            f"--from {value!r} must be a number of history entries with --history-count"
+        ) from None
+
+
+def _print_result(result: Any) -> None:
     console = Console()
     console.print(
         f"squashed layers {result.first}-{result.last}: {result.layers_before} "
@@ -109,4 +126,3 @@ def _squash(args: argparse.Namespace) -> int:
     console.print(f"wrote {result.output}", markup=False, highlight=False)
     if result.loaded_tag:
         console.print(f"loaded as {result.loaded_tag}", markup=False, highlight=False)
-    return 0

@@ -18,17 +18,45 @@ import pandas as pd
 
 from ._errors import OptionError
 from ._format import human_bytes
+from ._pull import layer_keys
 
 MAX_IMAGES = 10
 
 DIFF_CHANGES = ("added", "removed", "modified", "metadata", "unchanged")
-"""How a path of the final filesystem differs from the baseline's.
+"""Kinds of difference of a final-filesystem path from the baseline's.
 
 - ``added`` / ``removed``: the path exists on one side only.
 - ``modified``: another kind, other content (by hash, or by size when a hash
-  is missing) or another link target.
+  is missing) or another symlink target.
 - ``metadata``: the same content, another mode or owner.
-- ``unchanged``: the same kind, content, mode and owner.
+- ``unchanged``: the same kind, content, mode and owner. Modification times
+  are not compared, since every build changes them.
+
+A hardlink counts as a regular file with the content it shares: which path
+of a hardlinked group a tar stores as the file depends on its order.
+"""
+
+DIFF_COLUMNS = (
+    "path",
+    "change",
+    "kind_before",
+    "kind_after",
+    "size_before",
+    "size_after",
+    "size_change",
+    "mode_before",
+    "mode_after",
+    "kind_changed",
+    "content_changed",
+    "mode_changed",
+    "owner_changed",
+)
+"""Columns of :func:`filesystem_diff`.
+
+Sizes are content bytes, 0 on the side where the path is missing;
+``size_change`` is after minus before. Modes are permission bits, missing
+on the side where the path is missing. The four flags mark what differs on
+paths present on both sides.
 """
 
 _DIFF_CATEGORY = pd.CategoricalDtype(DIFF_CHANGES)
@@ -41,15 +69,20 @@ class Comparison:
     Attributes:
         images: the compared images, the baseline first.
         labels: a short unique label per image.
-        summary: one row per image: sizes, layers, files, reclaimable bytes.
-        layers: one row per distinct layer (by diff_id) with its sizes and a
-            boolean column per label saying whether that image has it.
+        summary: one row per image: sizes, layers, paths, reclaimable bytes,
+            and the counts of paths added, removed, modified and changed in
+            metadata against the baseline.
+        layers: one row per distinct layer (by diff_id) with its sizes, a
+            boolean column per label saying whether that image has it, and
+            ``images``, the number of images that have it.
         pull: one row per image: the layers and compressed bytes it needs,
-            and what remains to pull when the baseline's layers are cached.
+            those no other compared image has, and what remains to pull when
+            the baseline's layers are present (matched by chain ID, as
+            Docker Engine's layer store does).
         diffs: per later label, the final-filesystem diff against the
-            baseline (see :data:`DIFF_CHANGES`), changed paths first.
-        directories: per later label, bytes per directory before and after,
-            at the first two levels, largest change first.
+            baseline (columns :data:`DIFF_COLUMNS`), changed paths first.
+        directories: per later label, content bytes per directory before
+            and after, at the first two levels, largest change first.
     """
 
     images: list[Any]
@@ -59,6 +92,19 @@ class Comparison:
     pull: pd.DataFrame
     diffs: dict[str, pd.DataFrame] = field(default_factory=dict)
     directories: dict[str, pd.DataFrame] = field(default_factory=dict)
+    _owned: list[Any] = field(default_factory=list, repr=False)
+
+    def close(self) -> None:
+        """Close the images that :func:`compare` opened from references."""
+        for image in self._owned:
+            image.close()
+        self._owned.clear()
+
+    def __enter__(self) -> Comparison:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _repr_html_(self) -> str:
         return comparison_html(self)
@@ -68,6 +114,8 @@ def compare(*images: Any, labels: Sequence[str] | None = None) -> Comparison:
     """Compare two to ten images (Image objects or references).
 
     The first image is the baseline that the others are compared with.
+    Images opened here from references are closed by
+    :meth:`Comparison.close` (or a ``with`` block).
     """
     from ._image import Image, open_image
 
@@ -75,27 +123,46 @@ def compare(*images: Any, labels: Sequence[str] | None = None) -> Comparison:
         images = tuple(images[0])
     if not 2 <= len(images) <= MAX_IMAGES:
         raise OptionError(f"compare takes 2 to {MAX_IMAGES} images, got {len(images)}")
-    opened = [item if isinstance(item, Image) else open_image(item) for item in images]
-    names = list(labels) if labels is not None else _labels(opened)
-    if len(names) != len(opened) or len(set(names)) != len(names):
-        raise OptionError("labels must be unique, one per image")
+    owned: list[Any] = []
+    opened: list[Any] = []
+    try:
+        for item in images:
+            if isinstance(item, Image):
+                opened.append(item)
+            else:
+                owned.append(open_image(os.fspath(item)))
+                opened.append(owned[-1])
+        names = list(labels) if labels is not None else _labels(opened)
+        if len(names) != len(opened) or len(set(names)) != len(names):
+            raise OptionError("labels must be unique, one per image")
+        return _build(opened, names, owned)
+    except BaseException:
+        for image in owned:
+            image.close()
+        raise
 
-    comparison = Comparison(
-        images=opened,
-        labels=names,
-        summary=_summary(opened, names),
-        layers=_layers(opened, names),
-        pull=pd.DataFrame(),
+
+def _build(images: list[Any], labels: list[str], owned: list[Any]) -> Comparison:
+    baseline = images[0].filesystem
+    diffs = {
+        label: filesystem_diff(baseline, image.filesystem)
+        for label, image in zip(labels[1:], images[1:])
+    }
+    directories = {
+        label: directory_sizes(baseline, image.filesystem)
+        for label, image in zip(labels[1:], images[1:])
+    }
+    layers = _layers(images, labels)
+    return Comparison(
+        images=images,
+        labels=labels,
+        summary=_summary(images, labels, diffs),
+        layers=layers,
+        pull=_pull(images, labels, layers),
+        diffs=diffs,
+        directories=directories,
+        _owned=owned,
     )
-    comparison.pull = _pull(comparison)
-    for label, image in zip(names[1:], opened[1:]):
-        comparison.diffs[label] = filesystem_diff(
-            opened[0].filesystem, image.filesystem
-        )
-        comparison.directories[label] = directory_sizes(
-            opened[0].filesystem, image.filesystem
-        )
-    return comparison
 
 
 def _labels(images: list[Any]) -> list[str]:
@@ -111,10 +178,14 @@ def _labels(images: list[Any]) -> list[str]:
     return names
 
 
-def _summary(images: list[Any], labels: list[str]) -> pd.DataFrame:
+def _summary(
+    images: list[Any], labels: list[str], diffs: dict[str, pd.DataFrame]
+) -> pd.DataFrame:
     rows = []
     for label, image in zip(labels, images):
         metrics = image.metrics
+        diff = diffs.get(label)
+        counts = diff["change"].value_counts() if diff is not None else {}
         rows.append(
             {
                 "label": label,
@@ -127,6 +198,7 @@ def _summary(images: list[Any], labels: list[str]) -> pd.DataFrame:
                 "final_bytes": metrics.final_bytes,
                 "reclaimable_bytes": metrics.reclaimable_bytes,
                 "efficiency": metrics.efficiency,
+                **{name: int(counts.get(name, 0)) for name in DIFF_CHANGES[:-1]},
             }
         )
     return pd.DataFrame(rows)
@@ -148,26 +220,34 @@ def _layers(images: list[Any], labels: list[str]) -> pd.DataFrame:
             row[label] = True
     table = pd.DataFrame(list(rows.values()))
     for label in labels:
-        table[label] = table[label].fillna(False).astype(bool)
+        table[label] = table[label].astype("boolean").fillna(False).astype(bool)
     table["images"] = table[labels].sum(axis=1).astype(int)
     return table
 
 
-def _pull(comparison: Comparison) -> pd.DataFrame:
-    layers = comparison.layers
-    baseline = comparison.labels[0]
+def _pull(images: list[Any], labels: list[str], layers: pd.DataFrame) -> pd.DataFrame:
+    baseline = labels[0]
+    present = set(layer_keys(images[0], "chain_id"))
     rows = []
-    for label in comparison.labels:
+    for label, image in zip(labels, images):
+        sizes = image.layers["compressed_size"].astype(int).tolist()
+        new = [
+            size
+            for size, key in zip(sizes, layer_keys(image, "chain_id"))
+            if key not in present or label == baseline
+        ]
         mine = layers[layers[label]]
-        new = mine[~mine[baseline]] if label != baseline else mine
+        unique = mine[mine["images"] == 1]
         rows.append(
             {
                 "label": label,
-                "layers": len(mine),
-                "compressed_bytes": int(mine["compressed_size"].sum()),
+                "layers": len(sizes),
+                "compressed_bytes": sum(sizes),
+                "unique_layers": len(unique),
+                "unique_bytes": int(unique["compressed_size"].sum()),
                 "shared_with_baseline": int(mine[baseline].sum()),
                 "layers_to_pull_after_baseline": len(new),
-                "bytes_to_pull_after_baseline": int(new["compressed_size"].sum()),
+                "bytes_to_pull_after_baseline": sum(new),
             }
         )
     return pd.DataFrame(rows)
@@ -176,22 +256,25 @@ def _pull(comparison: Comparison) -> pd.DataFrame:
 def filesystem_diff(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     """Return how each path of two final filesystems differs, changed first.
 
-    Columns: path, change, kind_before, kind_after, size_before, size_after,
-    size_change (bytes, after minus before, 0 for a missing side's size).
+    ``before`` and ``after`` are ``filesystem`` tables. The result has the
+    columns of :data:`DIFF_COLUMNS` and one row per path of either side,
+    ordered by change (``unchanged`` last), then by the size of the change.
     """
     columns = ["path", "kind", "size", "mode", "uid", "gid", "link_target", "hash"]
-    merged = before[columns].merge(
-        after[columns], on="path", how="outer", suffixes=("_before", "_after")
+    merged = _comparable(before[columns]).merge(
+        _comparable(after[columns]), on="path", how="outer", suffixes=_SIDES
     )
-    present_before = merged["kind_before"].notna()
-    present_after = merged["kind_after"].notna()
+    both = (merged["kind_before"].notna() & merged["kind_after"].notna()).to_numpy()
+    kind = _differs(merged, "kind") & both
+    content = (_differs(merged, "link_target") | _content_differs(merged)) & both
+    mode = _differs(merged, "mode") & both
+    owner = (_differs(merged, "uid") | _differs(merged, "gid")) & both
+
     change = np.full(len(merged), "unchanged", dtype=object)
-    content = _differs(merged, ["kind", "link_target"]) | _content_differs(merged)
-    owner = _differs(merged, ["mode", "uid", "gid"])
-    change[owner.to_numpy()] = "metadata"
-    change[content.to_numpy()] = "modified"
-    change[(~present_before).to_numpy()] = "added"
-    change[(~present_after).to_numpy()] = "removed"
+    change[mode | owner] = "metadata"
+    change[kind | content] = "modified"
+    change[merged["kind_before"].isna().to_numpy()] = "added"
+    change[merged["kind_after"].isna().to_numpy()] = "removed"
 
     size_before = merged["size_before"].fillna(0).astype("int64")
     size_after = merged["size_after"].fillna(0).astype("int64")
@@ -199,44 +282,74 @@ def filesystem_diff(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
         {
             "path": merged["path"].astype("string"),
             "change": pd.Categorical(change, dtype=_DIFF_CATEGORY),
-            "kind_before": merged["kind_before"].astype("string"),
-            "kind_after": merged["kind_after"].astype("string"),
+            "kind_before": merged["original_kind_before"].astype("string"),
+            "kind_after": merged["original_kind_after"].astype("string"),
             "size_before": size_before,
             "size_after": size_after,
             "size_change": size_after - size_before,
+            "mode_before": merged["mode_before"].astype("Int64"),
+            "mode_after": merged["mode_after"].astype("Int64"),
+            "kind_changed": kind,
+            "content_changed": content,
+            "mode_changed": mode,
+            "owner_changed": owner,
         }
     )
-    order = table["change"].cat.codes.replace({4: 9})
+    return _changed_first(table)[list(DIFF_COLUMNS)]
+
+
+_SIDES = ("_before", "_after")
+
+
+def _comparable(filesystem: pd.DataFrame) -> pd.DataFrame:
+    table = filesystem.copy()
+    table["original_kind"] = table["kind"].astype(str)
+    hardlink = table["original_kind"] == "hardlink"
+    table["kind"] = table["original_kind"].where(~hardlink, "file")
+    table["link_target"] = table["link_target"].astype(object).where(~hardlink, None)
+    return table
+
+
+def _differs(merged: pd.DataFrame, name: str) -> np.ndarray:
+    # pandas compares missing values as unequal, so both sides' missing
+    # values become one marker first.
+    left = (
+        merged[f"{name}_before"]
+        .astype(object)
+        .where(merged[f"{name}_before"].notna(), "")
+    )
+    right = (
+        merged[f"{name}_after"]
+        .astype(object)
+        .where(merged[f"{name}_after"].notna(), "")
+    )
+    return (left != right).to_numpy(dtype=bool)
+
+
+def _content_differs(merged: pd.DataFrame) -> np.ndarray:
+    hashes = (merged["hash_before"].notna() & merged["hash_after"].notna()).to_numpy()
+    by_hash = _differs(merged, "hash")
+    # Without hashes (hash_content=False) only a size change is visible.
+    by_size = (merged["size_before"] != merged["size_after"]).to_numpy(dtype=bool)
+    return np.where(hashes, by_hash, by_size)
+
+
+def _changed_first(table: pd.DataFrame) -> pd.DataFrame:
+    order = table["change"].cat.codes.replace({DIFF_CHANGES.index("unchanged"): 9})
     table = table.assign(_order=order, _size=-table["size_change"].abs())
     table = table.sort_values(["_order", "_size", "path"], kind="stable")
     return table.drop(columns=["_order", "_size"]).reset_index(drop=True)
 
 
-def _differs(merged: pd.DataFrame, names: list[str]) -> pd.Series:
-    result = pd.Series(False, index=merged.index)
-    for name in names:
-        left = merged[f"{name}_before"].astype(object)
-        right = merged[f"{name}_after"].astype(object)
-        both_missing = left.isna() & right.isna()
-        result |= ~both_missing & (left.isna() | right.isna() | (left != right))
-    return result.fillna(True).astype(bool)
-
-
-def _content_differs(merged: pd.DataFrame) -> pd.Series:
-    hashes = merged["hash_before"].notna() & merged["hash_after"].notna()
-    by_hash = merged["hash_before"].astype(object) != merged["hash_after"].astype(
-        object
-    )
-    by_size = merged["size_before"] != merged["size_after"]
-    return pd.Series(np.where(hashes, by_hash, by_size), index=merged.index).astype(
-        bool
-    )
-
-
 def directory_sizes(
     before: pd.DataFrame, after: pd.DataFrame, *, depth: int = 2
 ) -> pd.DataFrame:
-    """Return bytes per directory (first ``depth`` levels) before and after."""
+    """Return content bytes per directory, first ``depth`` levels, before and after.
+
+    Columns: ``directory``, ``size_before``, ``size_after``, ``size_change``,
+    ``depth`` (1 for top-level directories), largest change first. The
+    content of a hardlinked group counts once, as ``du`` counts it.
+    """
     sizes = [_per_directory(table, depth) for table in (before, after)]
     table = pd.concat(sizes, axis=1, keys=["size_before", "size_after"]).fillna(0)
     table = table.astype("int64").reset_index(names="directory")
@@ -247,26 +360,55 @@ def directory_sizes(
 
 
 def _per_directory(filesystem: pd.DataFrame, depth: int) -> pd.Series:
-    regular = filesystem[filesystem["kind"].isin(["file", "hardlink"])]
+    sizes = content_sizes(filesystem)
+    regular = filesystem[sizes > 0]
     parts = regular["path"].astype(str).str.split("/")
     totals: dict[str, int] = {}
     for level in range(1, depth + 1):
         # A file directly in a shallower directory has no entry at this level.
         deep = parts.str.len() > level
         keys = parts[deep].str[:level].str.join("/")
-        sums = regular.loc[deep, "size"].groupby(keys.to_numpy()).sum()
+        sums = sizes[regular.index][deep].groupby(keys.to_numpy()).sum()
         totals.update({str(key): int(value) for key, value in sums.items()})
     return pd.Series(totals, dtype="int64")
+
+
+def content_sizes(filesystem: pd.DataFrame) -> pd.Series:
+    """Return the content bytes counted at each path, each hardlinked group once.
+
+    A regular file counts its size. A hardlink counts nothing when the file
+    it links to is still visible (same layer, same path). Otherwise the
+    first link of its group, by path, counts the shared content.
+    """
+    kinds = filesystem["kind"].astype(str)
+    sizes = filesystem["size"].where(kinds.isin(["file", "hardlink"]), 0).copy()
+    links = filesystem[kinds == "hardlink"]
+    if links.empty:
+        return sizes.astype("int64")
+    files = filesystem[kinds == "file"]
+    visible = set(zip(files["layer"].tolist(), files["path"].astype(str).tolist()))
+    seen: set[tuple[int, str]] = set()
+    for index, layer, target in sorted(
+        zip(links.index, links["layer"].tolist(), links["link_target"].astype(str)),
+        key=lambda row: str(filesystem.at[row[0], "path"]),
+    ):
+        group = (layer, target)
+        if group in visible or group in seen:
+            sizes.at[index] = 0
+        seen.add(group)
+    return sizes.astype("int64")
 
 
 def comparison_html(
     comparison: Comparison, *, top: int = 50, charts: bool = False
 ) -> str:
-    """Return the comparison as an escaped HTML section.
+    """Return the comparison as an HTML section, every image-given text escaped.
 
-    ``charts`` adds the size chart as a plotly div, for a page that already
-    loads plotly.js (the report does).
+    ``charts`` adds the size chart and the side-by-side waterfalls as plotly
+    divs, for a page that already loads plotly.js (the report does).
     """
+    from ._compare_plots import sizes_figure, waterfalls_figure
+
     parts = ['<div class="layerlab-comparison"><h2>Comparison</h2>']
     if charts:
         for figure in (sizes_figure(comparison), waterfalls_figure(comparison)):
@@ -274,181 +416,76 @@ def comparison_html(
     parts.append(
         _html_table(
             comparison.summary,
-            [
-                "label",
-                "layers",
-                "content_bytes",
-                "compressed_bytes",
-                "paths",
-                "reclaimable_bytes",
-            ],
-            sizes={"content_bytes", "compressed_bytes", "reclaimable_bytes"},
+            ["label", "layers", "content_bytes", "compressed_bytes", "paths"]
+            + ["final_bytes", "reclaimable_bytes"],
+            sizes={"content_bytes", "compressed_bytes", "final_bytes"}
+            | {"reclaimable_bytes"},
         )
     )
     parts.append("<h3>Pulling after the baseline</h3>")
     parts.append(
         _html_table(
             comparison.pull,
-            [
-                "label",
-                "layers",
-                "shared_with_baseline",
-                "layers_to_pull_after_baseline",
-                "bytes_to_pull_after_baseline",
-            ],
-            sizes={"bytes_to_pull_after_baseline"},
+            ["label", "layers", "shared_with_baseline", "unique_bytes"]
+            + ["layers_to_pull_after_baseline", "bytes_to_pull_after_baseline"],
+            sizes={"unique_bytes", "bytes_to_pull_after_baseline"},
         )
     )
-    baseline = html.escape(comparison.labels[0])
     for label, diff in comparison.diffs.items():
-        changed = diff[diff["change"] != "unchanged"]
-        counts = changed["change"].value_counts()
-        summary = ", ".join(
-            f"{int(counts.get(name, 0))} {name}" for name in DIFF_CHANGES[:-1]
-        )
-        parts.append(
-            f"<h3>{html.escape(label)} against {baseline}</h3><p>{summary}; "
-            f"net {html.escape(human_bytes(int(diff['size_change'].sum())))}.</p>"
-        )
-        parts.append(
-            _html_table(
-                changed.head(top),
-                ["path", "change", "kind_before", "kind_after", "size_change"],
-                sizes={"size_change"},
-            )
-        )
+        parts.extend(_diff_section(comparison, label, diff, top))
     parts.append("</div>")
     return "\n".join(parts)
 
 
-def sizes_figure(comparison: Comparison) -> Any:
-    """Return grouped bars of each image's content, compressed and pull bytes."""
-    import plotly.graph_objects as go
-
-    summary = comparison.summary
-    labels = [html.escape(label) for label in comparison.labels]
-    figure = go.Figure()
-    for column, name in (
-        ("content_bytes", "content"),
-        ("compressed_bytes", "compressed"),
-        ("reclaimable_bytes", "reclaimable by squashing"),
-    ):
-        figure.add_bar(name=name, x=labels, y=summary[column])
-    figure.add_bar(
-        name="to pull after the first image",
-        x=labels,
-        y=comparison.pull["bytes_to_pull_after_baseline"],
+def _diff_section(
+    comparison: Comparison, label: str, diff: pd.DataFrame, top: int
+) -> list[str]:
+    baseline = comparison.labels[0]
+    changed = diff[diff["change"] != "unchanged"]
+    counts = changed["change"].value_counts()
+    summary = ", ".join(
+        f"{int(counts.get(name, 0))} {name}" for name in DIFF_CHANGES[:-1]
     )
-    figure.update_layout(barmode="group", yaxis_title="bytes", title="Sizes")
-    return figure
-
-
-def waterfalls_figure(comparison: Comparison) -> Any:
-    """Return the images' layer waterfalls side by side, on one size axis."""
-    from plotly.subplots import make_subplots
-
-    from ._format import short_command
-
-    count = len(comparison.images)
-    figure = make_subplots(
-        rows=1,
-        cols=count,
-        shared_yaxes=True,
-        subplot_titles=[html.escape(label) for label in comparison.labels],
-    )
-    for column, image in enumerate(comparison.images, start=1):
-        layers = image.layers
-        steps = [
-            html.escape(
-                f"{row.layer}: {short_command(row.created_by, row.instruction, width=30)}"
-            )
-            for row in layers.itertuples()
-        ]
-        base = layers["cumulative_size"] - layers["content_size"]
-        visible = layers["content_size"] - layers["hidden_bytes"]
-        figure.add_bar(
-            x=steps,
-            y=base,
-            marker_color="rgba(0,0,0,0)",
-            showlegend=False,
-            hoverinfo="skip",
-            row=1,
-            col=column,
-        )
-        figure.add_bar(
-            x=steps,
-            y=visible,
-            name="visible in the final filesystem",
-            marker_color="#4c78a8",
-            showlegend=column == 1,
-            row=1,
-            col=column,
-        )
-        figure.add_bar(
-            x=steps,
-            y=layers["hidden_bytes"],
-            name="hidden by a later layer",
-            marker_color="#e45756",
-            showlegend=column == 1,
-            row=1,
-            col=column,
-        )
-    figure.update_layout(
-        barmode="stack", title="Image size step by step", yaxis_title="content bytes"
-    )
-    return figure
-
-
-def change_treemap(comparison: Comparison, label: str) -> Any:
-    """Return a treemap of the directories whose bytes changed against the baseline."""
-    import plotly.graph_objects as go
-
-    table = comparison.directories[label]
-    table = table[table["size_change"] != 0]
-    shown = set(table["directory"])
-    # A parent whose own change is zero (children grew and shrank by the
-    # same bytes) is not drawn, so its children hang from the root.
-    parents = [
-        html.escape(name.rpartition("/")[0]) if name.rpartition("/")[0] in shown else ""
-        for name in table["directory"]
+    net = human_bytes(int(diff["size_change"].sum()))
+    directories = comparison.directories[label]
+    return [
+        f"<h3>{html.escape(label)} against {html.escape(baseline)}</h3>",
+        f"<p>{summary}; net {html.escape(net)}.</p>",
+        _html_table(
+            changed.head(top),
+            ["path", "change", "kind_before", "kind_after", "size_change"],
+            sizes={"size_change"},
+        ),
+        f"<h4>Size change per directory: {html.escape(label)}</h4>",
+        _html_table(
+            directories[directories["size_change"] != 0].head(top),
+            ["directory", "size_before", "size_after", "size_change"],
+            sizes={"size_before", "size_after", "size_change"},
+        ),
     ]
-    figure = go.Figure(
-        go.Treemap(
-            ids=[html.escape(name) for name in table["directory"]],
-            labels=[
-                html.escape(name.rpartition("/")[2]) for name in table["directory"]
-            ],
-            parents=parents,
-            values=table["size_change"].abs(),
-            branchvalues="remainder",
-            customdata=table["size_change"],
-            hovertemplate="%{id}<br>%{customdata:+,} bytes<extra></extra>",
-            marker={
-                "colors": [
-                    "#2a9d8f" if v < 0 else "#e76f51" for v in table["size_change"]
-                ]
-            },
-        )
-    )
-    figure.update_layout(title=f"Bytes changed per directory: {html.escape(label)}")
-    return figure
 
 
 def _html_table(table: pd.DataFrame, columns: list[str], *, sizes: set[str]) -> str:
     if table.empty:
-        return "<p>No path differs.</p>"
+        return "<p>No difference.</p>"
     head = "".join(
-        f"<th>{html.escape(name.replace('_', ' '))}</th>" for name in columns
+        f'<th scope="col">{html.escape(name.replace("_", " "))}</th>'
+        for name in columns
     )
     rows = []
     for record in table[columns].itertuples(index=False):
         cells = []
         for name, value in zip(columns, record):
-            text = human_bytes(int(value)) if name in sizes else _cell(value)
-            cells.append(f"<td>{html.escape(text)}</td>")
+            if name in sizes:
+                cells.append(
+                    f'<td class="number">{html.escape(human_bytes(int(value)))}</td>'
+                )
+            else:
+                cells.append(f"<td>{html.escape(_cell(value))}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return (
-        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f'<table class="data"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
 

@@ -5,22 +5,33 @@ range gives exactly the filesystem the range gave:
 
 - every path whose visible version comes from the range is copied into S,
   from the layer that wrote that version;
-- every path visible below the range but gone after it gets a whiteout,
-  written only for the top-most such path (a whiteout of a directory hides
-  what is under it), and only where no entry of S replaces it anyway;
+- every path visible below the range but gone after it gets a whiteout.
+  Only the top-most such path gets one, because a whiteout of a directory
+  hides what is under it, and none where a non-directory entry of S
+  replaces the parent anyway;
 - whiteouts and opaque markers of the range that hide nothing below the
-  range are dropped;
+  range are dropped. An opaque marker that does hide something is written
+  as whiteouts of the paths it hid, which gives the same filesystem;
 - a hardlink is kept when its target's content is copied into S under the
-  same path from the same layer; otherwise it is written as a regular file
-  with the content it shared, so no link points at the wrong bytes.
+  same path from the same layer. Otherwise the first visible link of its
+  group is written as a regular file with the content they shared, and the
+  group's other links point at it, so no link points at the wrong bytes.
 
 Entries keep their mode, owner, modification time, link target and pax
 records (extended attributes such as ``security.capability`` included).
+Layers are read twice: once into the tables that plan the new layer, and
+once with Python's tarfile, which keeps every pax record, to copy entries.
+
+NOTE: GNU sparse entries and Solaris ``X`` extended headers are not
+expected in image layers and are untested here. If tarfile and layerlab's
+reader count entries differently, the copy stops with a LayerError instead
+of writing a wrong layer.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import logging
 import os
@@ -32,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ._errors import OptionError
+from ._errors import LayerError, OptionError
 from ._progress import ProgressHook, resolve
 
 if TYPE_CHECKING:
@@ -47,7 +58,7 @@ _SPOOL_LIMIT = 64 << 20
 
 @dataclass(frozen=True)
 class SquashPlan:
-    """What squashing layers ``first`` to ``last`` writes into the new layer.
+    """The content of the new layer that squashes layers ``first`` to ``last``.
 
     Attributes:
         first, last: the range of filesystem layers, inclusive, 0-based.
@@ -123,26 +134,30 @@ def _digest_matches(digest: Any, prefix: str) -> bool:
     return text.startswith(prefix) or text.partition(":")[2].startswith(prefix)
 
 
-def history_to_layer(image: Image, entry: int) -> int:
-    """Return the first layer at or after history entry ``entry``.
+def layer_for_history_count(image: Image, count: int) -> int:
+    """Return the first layer made by the last ``count`` history entries.
 
-    docker-squash counts its ``--from-layer`` in history entries, empty ones
-    included; this converts such a count to a filesystem layer index.
+    docker-squash 1.2.2 reads an integer ``--from-layer N`` as "squash the
+    last N entries of ``docker history``", empty ones (ENV, CMD, ...)
+    included. This converts such a count to the filesystem layer index that
+    ``squash`` takes as ``first``.
     """
     history = image.history
-    if not 0 <= entry < len(history):
+    total = len(history)
+    if not 1 <= count <= total:
         raise OptionError(
-            f"history entry {entry} is out of range: the image has {len(history)} "
+            f"history count {count} is out of range: the image has {total} "
             "history entries",
             image=image.reference,
         )
-    later = history[(history["history_index"] >= entry) & history["layer"].notna()]
-    if later.empty:
+    start = total - count
+    made = history[(history["history_index"] >= start) & history["layer"].notna()]
+    if made.empty:
         raise OptionError(
-            f"no layer is made at or after history entry {entry}",
+            f"the last {count} history entries make no layer; give a larger count",
             image=image.reference,
         )
-    return int(later["layer"].iloc[0])
+    return int(made["layer"].iloc[0])
 
 
 def plan_squash(image: Image, first: int, last: int) -> SquashPlan:
@@ -240,8 +255,8 @@ def _hardlinks_to_convert(
             continue
         earlier = [o for o in sources.get((layer, target), []) if o < order]
         if not earlier:
-            # NOTE: a link to a file of a lower layer is kept as a link; the
-            # engine never writes one, since overlayfs copies the file up.
+            # NOTE: a link to a file of a lower layer is kept as a link. The
+            # engine never writes one, because overlayfs copies the file up.
             continue
         source = (layer, earlier[-1])
         if in_range.get(target) == source:
@@ -268,11 +283,10 @@ def _whiteouts(
         parent = path.rpartition("/")[0]
         if parent and parent in gone:
             continue  # the parent's whiteout hides this path too
-        if parent and parent in in_range and below.get(parent) != upto.get(parent):
-            # The parent is written anew by the range: when its new entry is
-            # not a directory it hides this path by itself.
-            if not _is_dir(files, in_range[parent]):
-                continue
+        # A parent that the range writes anew as a non-directory hides this
+        # path by itself.
+        if parent in in_range and not _is_dir(files, in_range[parent]):
+            continue
         result.append(path)
     return result
 
@@ -314,7 +328,7 @@ class SquashResult:
 
 
 def squash(
-    image: Image | str,
+    image: Image | str | os.PathLike[str],
     *,
     output: str | os.PathLike[str],
     first: Any = None,
@@ -332,24 +346,61 @@ def squash(
     be diff_id or digest prefixes, and default to the whole image. The new
     image is written to ``output`` as an OCI archive or a docker archive,
     through a temporary file beside it, so ``output`` is complete or absent.
-    ``load`` loads the result into the Docker Engine (as a docker archive).
+    A docker archive stores every layer uncompressed, as ``docker save``
+    does, so ``compression`` applies to OCI archives only. ``load`` loads the
+    result into the Docker Engine (as a docker archive).
     """
     from ._image import open_image
-    from ._write import ImageWriter, validate_output
 
-    if isinstance(image, str):
-        image = open_image(image)
     if format not in ("oci", "docker"):
         raise OptionError(f"invalid format {format!r}: use oci or docker")
     if compression not in ("gzip", "zstd", "none"):
         raise OptionError(
             f"invalid compression {compression!r}: use gzip, zstd or none"
         )
-    target = validate_output(os.fspath(output), image)
+    owned = None
+    if isinstance(image, (str, os.PathLike)):
+        image = owned = open_image(os.fspath(image))
+    try:
+        result = _squash_image(
+            image,
+            output=os.fspath(output),
+            first=first,
+            last=last,
+            format=format,
+            compression=compression,
+            tag=tag,
+            message=message,
+            hook=resolve(progress),
+        )
+        if load:
+            from ._write import load_into_engine
+
+            loaded = load_into_engine(image, result, tag=tag, message=message)
+            result = dataclasses.replace(result, loaded_tag=loaded)
+    finally:
+        if owned is not None:
+            owned.close()
+    return result
+
+
+def _squash_image(
+    image: Image,
+    *,
+    output: str,
+    first: Any,
+    last: Any,
+    format: str,
+    compression: str,
+    tag: str | None,
+    message: str | None,
+    hook: ProgressHook,
+) -> SquashResult:
+    from ._write import ImageWriter, validate_output
+
+    target = validate_output(output, image)
     start, stop = resolve_range(image, first, last)
     plan = plan_squash(image, start, stop)
-    hook = resolve(progress)
-
     with ImageWriter(target, format=format, compression=compression) as writer:
         layers = []
         for index in range(len(image.layers)):
@@ -364,9 +415,17 @@ def squash(
         config = _squashed_config(image, plan, layers, message)
         writer.finish(config, layers, tag=tag)
 
-    content_after = _content_after(image, plan)
     before = int(image.files.loc[image.files["kind"] == "file", "size"].sum())
-    result = SquashResult(
+    after = _content_after(image, plan)
+    logger.info(
+        "squashed layers %d-%d of %s into %s: %d bytes saved",
+        start,
+        stop,
+        image.reference,
+        target,
+        before - after,
+    )
+    return SquashResult(
         output=target,
         format=format,
         first=start,
@@ -374,25 +433,11 @@ def squash(
         layers_before=len(image.layers),
         layers_after=len(layers),
         content_bytes_before=before,
-        content_bytes_after=content_after,
-        saved_bytes=before - content_after,
+        content_bytes_after=after,
+        saved_bytes=before - after,
         predicted_bytes=plan.saved_bytes,
         squashed_layer_bytes=int(layers[start]["size"]),
     )
-    logger.info(
-        "squashed layers %d-%d of %s into %s: %d bytes saved",
-        start,
-        stop,
-        image.reference,
-        target,
-        result.saved_bytes,
-    )
-    if load:
-        from ._write import load_into_engine
-
-        loaded = load_into_engine(image, result, tag=tag, message=message)
-        result = SquashResult(**{**result.__dict__, "loaded_tag": loaded})
-    return result
 
 
 def _content_after(image: Image, plan: SquashPlan) -> int:
@@ -409,21 +454,21 @@ def write_squashed_layer(
     image: Image, plan: SquashPlan, out: Any, hook: ProgressHook
 ) -> None:
     """Write the squashed layer's uncompressed tar stream to ``out``."""
-    wanted_sources = set(plan.as_files.values())
-    spooled: dict[tuple[int, int], Any] = {}
     total = int(image.layers.loc[plan.first : plan.last, "uncompressed_size"].sum())
     hook.start(total, f"squashing layers {plan.first}-{plan.last}")
     try:
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            for path in plan.whiteouts:
-                tar.addfile(_whiteout_info(path))
-            for layer in range(plan.first, plan.last + 1):
-                _copy_layer_entries(image, layer, plan, tar, wanted_sources, spooled)
-                hook.advance(int(image.layers.loc[layer, "uncompressed_size"]))
+            copier = _LayerCopier(image, plan, tar)
+            try:
+                for path in plan.whiteouts:
+                    tar.addfile(_whiteout_info(path))
+                for layer in range(plan.first, plan.last + 1):
+                    copier.copy(layer)
+                    hook.advance(int(image.layers.loc[layer, "uncompressed_size"]))
+            finally:
+                copier.close()
     finally:
         hook.finish()
-        for handle in spooled.values():
-            handle.close()
 
 
 def _whiteout_info(path: str) -> tarfile.TarInfo:
@@ -433,52 +478,87 @@ def _whiteout_info(path: str) -> tarfile.TarInfo:
     return info
 
 
-def _copy_layer_entries(
-    image: Image,
-    layer: int,
-    plan: SquashPlan,
-    tar: tarfile.TarFile,
-    wanted_sources: set[tuple[int, int]],
-    spooled: dict[tuple[int, int], Any],
-) -> None:
-    from ._layer import normalise_path
+class _LayerCopier:
+    """Copy the planned entries of the range's layers into the new layer's tar."""
 
-    with image.open_layer(layer) as stream:
-        source = tarfile.open(fileobj=stream, mode="r|")
-        # Orders count every entry the tar yields, as layerlab's reader does.
-        for order, member in enumerate(source):
-            key = (layer, order)
-            if (
-                key not in plan.copies
-                and key not in plan.as_files
-                and key not in wanted_sources
+    def __init__(self, image: Image, plan: SquashPlan, tar: tarfile.TarFile) -> None:
+        self._image = image
+        self._plan = plan
+        self._tar = tar
+        self._sources = set(plan.as_files.values())
+        self._spooled: dict[tuple[int, int], Any] = {}
+        wanted = set(plan.copies) | set(plan.as_files) | self._sources
+        self._expected = _entry_paths(image, plan, wanted)
+
+    def close(self) -> None:
+        for handle in self._spooled.values():
+            handle.close()
+
+    def copy(self, layer: int) -> None:
+        context = self._image._context(layer)
+        name = "(start of stream)"
+        try:
+            with (
+                self._image.open_layer(layer) as stream,
+                tarfile.open(fileobj=stream, mode="r|") as source,
             ):
-                continue
-            path, _ = normalise_path(member.name)
-            if key in wanted_sources and member.isreg():
-                spooled[key] = _spool(source, member)
-            if key in plan.as_files:
-                _write_as_file(tar, member, path, spooled[plan.as_files[key]])
-            elif key in plan.copies:
-                link = plan.relinks.get(key)
-                _write_copy(tar, source, member, path, spooled.get(key), link)
-        source.close()
+                # Orders count every entry the tar yields, as layerlab's
+                # reader (_tar.TarReader) does.
+                for order, member in enumerate(source):
+                    name = member.name
+                    if (layer, order) in self._expected:
+                        self._copy_entry(source, member, (layer, order), context)
+        except tarfile.TarError as error:
+            raise LayerError(
+                f"cannot copy the layer's entries after {name!r}: {error}", **context
+            ) from None
+
+    def _copy_entry(
+        self,
+        source: tarfile.TarFile,
+        member: tarfile.TarInfo,
+        key: tuple[int, int],
+        context: dict[str, Any],
+    ) -> None:
+        from ._layer import normalise_path
+
+        path, _ = normalise_path(member.name)
+        if path != self._expected[key]:
+            # tarfile and layerlab's reader counted the entries differently,
+            # so copying on would write the wrong entries.
+            raise LayerError(
+                f"entry {key[1]} is {path!r} here but {self._expected[key]!r} in "
+                "the files table; the squash stopped to avoid a wrong layer",
+                **context,
+            )
+        if key in self._sources and member.isreg():
+            self._spooled[key] = _spool(source, member)
+        if key in self._plan.as_files:
+            content = self._spooled[self._plan.as_files[key]]
+            _write_as_file(self._tar, member, path, content)
+        elif key in self._plan.copies:
+            link = self._plan.relinks.get(key)
+            spooled = self._spooled.get(key)
+            _write_copy(self._tar, source, member, path, spooled, link)
 
 
-def _is_entry(member: tarfile.TarInfo) -> bool:
-    return member.type in tarfile.REGULAR_TYPES or member.type in (
-        tarfile.DIRTYPE,
-        tarfile.SYMTYPE,
-        tarfile.LNKTYPE,
-        tarfile.CHRTYPE,
-        tarfile.BLKTYPE,
-        tarfile.FIFOTYPE,
-        tarfile.GNUTYPE_SPARSE,
+def _entry_paths(
+    image: Image, plan: SquashPlan, keys: set[tuple[int, int]]
+) -> dict[tuple[int, int], str]:
+    files = image.files
+    rows = files[(files["layer"] >= plan.first) & (files["layer"] <= plan.last)]
+    paths = dict(
+        zip(
+            zip(rows["layer"].tolist(), rows["order"].tolist()),
+            rows["path"].tolist(),
+        )
     )
+    return {key: paths[key] for key in keys}
 
 
 def _spool(source: tarfile.TarFile, member: tarfile.TarInfo) -> Any:
-    handle = tempfile.SpooledTemporaryFile(max_size=_SPOOL_LIMIT)
+    # The copier closes the handle once the whole layer is written.
+    handle = tempfile.SpooledTemporaryFile(max_size=_SPOOL_LIMIT)  # noqa: SIM115
     data = source.extractfile(member)
     if data is not None:
         shutil.copyfileobj(data, handle, 1 << 20)
@@ -496,8 +576,7 @@ def _write_copy(
 ) -> None:
     from ._layer import normalise_path
 
-    info = copy.copy(member)
-    info.name = path
+    info = _renamed(member, path)
     if member.islnk():
         info.linkname = link or normalise_path(member.linkname)[0]
         info.size = 0
@@ -510,11 +589,27 @@ def _write_copy(
     tar.addfile(info, data)
 
 
+def _renamed(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+    """Copy ``member`` under ``path``, keeping its other pax records (xattrs).
+
+    tarfile's writer lets a pax record win over the header field it restates,
+    so the records for the name, link name and size, which the copy may
+    change, are dropped and written again from the new values where needed.
+    """
+    info = copy.copy(member)
+    info.pax_headers = {
+        key: value
+        for key, value in member.pax_headers.items()
+        if key not in ("path", "linkpath", "size")
+    }
+    info.name = path
+    return info
+
+
 def _write_as_file(
     tar: tarfile.TarFile, member: tarfile.TarInfo, path: str, content: Any
 ) -> None:
-    info = copy.copy(member)
-    info.name = path
+    info = _renamed(member, path)
     info.type = tarfile.REGTYPE
     info.linkname = ""
     content.seek(0, io.SEEK_END)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import zstandard
 
-from ._errors import EngineError, OptionError
+from ._errors import DigestMismatchError, EngineError, OptionError
 
 if TYPE_CHECKING:
     from ._image import Image
@@ -113,7 +113,7 @@ class ImageWriter:
         )
         self._blobs: dict[str, str] = {}
 
-    def __enter__(self) -> ImageWriter:
+    def __enter__(self) -> ImageWriter:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -152,6 +152,14 @@ class ImageWriter:
         with image._source.openers[index].open() as blob, open(path, "wb") as handle:
             shutil.copyfileobj(blob, handle, _CHUNK)
         digest = _file_digest(path)
+        expected = str(row["digest"])
+        if digest != expected:
+            raise DigestMismatchError(
+                f"blob digest is {digest}, expected {expected}; the blob changed "
+                "after the image was read",
+                image=image.reference,
+                layer=str(index),
+            )
         self._keep(path, digest)
         compression = str(row["compression"])
         return {
@@ -240,7 +248,11 @@ class ImageWriter:
         config_name = f"{config_digest.partition(':')[2]}.json"
         names = [f"{layer['digest'].partition(':')[2]}/layer.tar" for layer in layers]
         manifest = [
-            {"Config": config_name, "RepoTags": [tag] if tag else [], "Layers": names}
+            {
+                "Config": config_name,
+                "RepoTags": [repo_tag(tag)] if tag else [],
+                "Layers": names,
+            }
         ]
         files: list[tuple[str, Any]] = [(config_name, config_bytes)]
         written = set()
@@ -250,6 +262,15 @@ class ImageWriter:
                 files.append((name, self._blobs[layer["digest"]]))
         files.append(("manifest.json", json.dumps(manifest).encode()))
         return files
+
+
+def repo_tag(tag: str) -> str:
+    """Return ``tag`` as ``NAME:TAG``, adding ``:latest`` when it has no tag.
+
+    ``docker load`` rejects a ``RepoTags`` entry without a tag.
+    """
+    name = tag.rpartition("/")[2]
+    return tag if ":" in name or "@" in name else f"{tag}:latest"
 
 
 def _blob_name(digest: str) -> str:
@@ -316,5 +337,5 @@ def load_into_engine(
         if temporary:
             os.unlink(temporary)
     if tag:
-        return tag
+        return repo_tag(tag)
     return loaded[0].id if loaded else ""

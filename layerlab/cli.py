@@ -27,6 +27,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from ._errors import LayerlabError, OptionError
 from ._format import human_bytes, short_command
@@ -212,7 +213,9 @@ def _layers_table(image: Any) -> Table:
     for row in image.layers.itertuples(index=False):
         table.add_row(
             str(row.layer),
-            short_command(_text(row.created_by), _text(row.instruction), width=60),
+            Text(
+                short_command(_text(row.created_by), _text(row.instruction), width=60)
+            ),
             human_bytes(row.content_size),
             human_bytes(row.compressed_size),
             str(row.added),
@@ -228,12 +231,13 @@ def _waste_table(image: Any, top: int) -> Table:
     for name in ("size", "reason", "layer", "hidden by", "path"):
         table.add_column(name, justify="left" if name == "path" else "right")
     for row in image.waste.head(top).itertuples(index=False):
+        # Paths come from the image: Text keeps rich from reading them as markup.
         table.add_row(
             human_bytes(row.size),
             str(row.reason),
             str(row.layer),
             str(row.hidden_by),
-            row.path,
+            Text(str(row.path)),
         )
     return table
 

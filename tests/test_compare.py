@@ -7,17 +7,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from handmade import Layer, directory, file, symlink, write_oci_archive
+from handmade import (
+    Layer,
+    directory,
+    file,
+    hardlink,
+    symlink,
+    whiteout,
+    write_oci_archive,
+)
 
 import layerlab
-from layerlab._compare import (
-    change_treemap,
-    compare,
-    comparison_html,
-    sizes_figure,
-    waterfalls_figure,
-)
+from layerlab._compare import compare, comparison_html
+from layerlab._compare_plots import change_treemap, sizes_figure, waterfalls_figure
 from layerlab._pull import pull_cost, pull_seconds
 
 BASE = Layer([directory("usr"), file("usr/lib.so", b"L" * 1000), file("etc", b"cfg")])
@@ -134,7 +138,7 @@ def test_comparison_figures(tmp_path: Path) -> None:
 
 def test_pull_seconds_by_hand() -> None:
     # Two layers of 100 and 300 bytes, 100 B/s in all, two connections of at
-    # most 50 B/s each: both run at 50 B/s until the first ends at 2 s; the
+    # most 50 B/s each. Both run at 50 B/s until the first ends at 2 s. The
     # second then has 200 bytes left at 50 B/s, ending at 6 s.
     download, total = pull_seconds([(100, 0), (300, 0)], bandwidth=100, parallel=2)
     assert download == pytest.approx(6.0)
@@ -192,3 +196,213 @@ def test_report_with_several_images_has_comparison(tmp_path: Path) -> None:
     text = layerlab.render_report([str(before), str(after)], inline_plotlyjs=False)
     assert text.count('class="comparison"') == 1
     assert "after against before" in text
+
+
+def _three(tmp_path: Path) -> list[Path]:
+    """A baseline and two variants, worked out by hand below.
+
+    - base: bin/tool (500), lib/a (100) and lib/b (100) hardlinked,
+      doc/x (40), README (10) in the root.
+    - grown: base, then lib/a rewritten (300, breaking the group), doc/x
+      mode 0o600, bin/tool replaced by a directory with bin/tool/run (5).
+    - moved: the base's second layer alone, on another first layer.
+    """
+    first = Layer(
+        [
+            directory("bin"),
+            file("bin/tool", b"t" * 500),
+            directory("lib"),
+            file("lib/a", b"a" * 100),
+            hardlink("lib/b", "lib/a"),
+            file("README", b"r" * 10),
+        ]
+    )
+    second = Layer([directory("doc"), file("doc/x", b"x" * 40)])
+    grown = Layer(
+        [
+            directory("lib"),
+            file("lib/a", b"A" * 300),
+            directory("doc"),
+            file("doc/x", b"x" * 40, mode=0o600),
+            directory("bin"),
+            whiteout("bin/tool"),
+            directory("bin/tool"),
+            file("bin/tool/run", b"r" * 5),
+        ]
+    )
+    other = Layer([directory("opt"), file("opt/o", b"o")])
+    return [
+        write_oci_archive(tmp_path / "base.tar", [first, second]),
+        write_oci_archive(tmp_path / "grown.tar", [first, second, grown]),
+        write_oci_archive(tmp_path / "moved.tar", [other, second]),
+    ]
+
+
+def test_diff_flags_by_hand(tmp_path: Path) -> None:
+    with compare(*map(str, _three(tmp_path))) as comparison:
+        diff = comparison.diffs["grown"].set_index("path")
+    changed = diff[diff["change"] != "unchanged"]
+    assert dict(changed["change"].astype(str)) == {
+        "lib/a": "modified",
+        "doc/x": "metadata",
+        "bin/tool": "modified",
+        "bin/tool/run": "added",
+    }
+    # lib/b still shares the old content: unchanged, although it is now
+    # stored as a file where the base stored a hardlink.
+    assert diff.loc["lib/b", "change"] == "unchanged"
+    assert diff.loc["lib/a", "size_change"] == 200
+    assert bool(diff.loc["lib/a", "content_changed"])
+    assert not diff.loc["lib/a", "kind_changed"]
+    assert bool(diff.loc["bin/tool", "kind_changed"])
+    assert diff.loc["bin/tool", "kind_before"] == "file"
+    assert diff.loc["bin/tool", "kind_after"] == "dir"
+    assert diff.loc["bin/tool", "size_change"] == -500
+    assert bool(diff.loc["doc/x", "mode_changed"])
+    assert not diff.loc["doc/x", "content_changed"]
+    assert (diff.loc["doc/x", "mode_before"], diff.loc["doc/x", "mode_after"]) == (
+        0o644,
+        0o600,
+    )
+    assert pd.isna(diff.loc["bin/tool/run", "mode_before"])
+    # Rows go by change (added, removed, modified, metadata, unchanged),
+    # then largest change first.
+    order = list(comparison.diffs["grown"]["path"])
+    assert order[:4] == ["bin/tool/run", "bin/tool", "lib/a", "doc/x"]
+
+
+def test_summary_counts_and_sizes(tmp_path: Path) -> None:
+    with compare(*map(str, _three(tmp_path))) as comparison:
+        summary = comparison.summary.set_index("label")
+    assert list(summary.index) == ["base", "grown", "moved"]
+    assert summary.loc["grown", "added"] == 1
+    assert summary.loc["grown", "modified"] == 2
+    assert summary.loc["grown", "metadata"] == 1
+    assert summary.loc["grown", "removed"] == 0
+    # moved has opt/o and doc/x; it lacks bin, lib and README.
+    assert summary.loc["moved", "added"] == 2
+    assert summary.loc["moved", "removed"] == 6
+    assert summary.loc["base", "final_bytes"] == 500 + 100 + 10 + 40
+    assert summary.loc["grown", "reclaimable_bytes"] == 500 + 40
+
+
+def test_directory_sizes_count_hardlinks_once(tmp_path: Path) -> None:
+    with compare(*map(str, _three(tmp_path))) as comparison:
+        table = comparison.directories["grown"].set_index("directory")
+        moved = comparison.directories["moved"].set_index("directory")
+    # lib: a and b share 100 bytes in the base; after, a has 300 of its own
+    # and b keeps the 100.
+    assert table.loc["lib", "size_before"] == 100
+    assert table.loc["lib", "size_after"] == 400
+    assert table.loc["bin", "size_change"] == -495
+    assert table.loc["bin/tool", "size_after"] == 5
+    assert table.loc["bin/tool", "depth"] == 2
+    assert table.loc["doc", "size_change"] == 0
+    assert moved.loc["opt", "size_change"] == 1
+    assert moved.loc["lib", "size_after"] == 0
+
+
+def test_pull_by_chain_and_unique(tmp_path: Path) -> None:
+    with compare(*map(str, _three(tmp_path))) as comparison:
+        pull = comparison.pull.set_index("label")
+        sizes = {
+            label: image.layers["compressed_size"].tolist()
+            for label, image in zip(comparison.labels, comparison.images)
+        }
+        assert list(comparison.layers["images"]) == [2, 3, 1, 1]
+    assert pull.loc["grown", "layers_to_pull_after_baseline"] == 1
+    assert pull.loc["grown", "bytes_to_pull_after_baseline"] == sizes["grown"][2]
+    assert pull.loc["grown", "unique_bytes"] == sizes["grown"][2]
+    # moved's doc layer has the base's diff_id but another layer below it:
+    # Docker Engine pulls both layers again.
+    assert pull.loc["moved", "shared_with_baseline"] == 1
+    assert pull.loc["moved", "layers_to_pull_after_baseline"] == 2
+    assert pull.loc["moved", "bytes_to_pull_after_baseline"] == sum(sizes["moved"])
+    assert pull.loc["moved", "unique_layers"] == 1
+    assert pull.loc["base", "bytes_to_pull_after_baseline"] == sum(sizes["base"])
+
+
+def test_change_treemap_nodes(tmp_path: Path) -> None:
+    with compare(*map(str, _three(tmp_path))) as comparison:
+        figure = change_treemap(comparison, "grown")
+    trace = figure.data[0]
+    nodes = dict(zip(trace.ids, zip(trace.parents, trace.values)))
+    # The file bin/tool (-500) lies directly in bin, the new bin/tool/run
+    # (+5) in the directory bin/tool; lib/a: +200.
+    assert nodes == {
+        "bin/tool": ("bin", 5),
+        "bin": ("", 505),
+        "lib": ("", 200),
+    }
+    colors = dict(zip(trace.ids, trace.marker.colors))
+    assert colors["lib"] != colors["bin"]
+
+
+def test_comparison_html_script_in_label(tmp_path: Path) -> None:
+    paths = _three(tmp_path)[:2]
+    labels = ["</script><script>alert(1)</script>", "<b>x</b>"]
+    with compare(*map(str, paths), labels=labels) as comparison:
+        text = comparison_html(comparison, charts=True)
+    assert "<script>alert(1)" not in text
+    assert "<b>x</b>" not in text
+    assert "&lt;b&gt;x&lt;/b&gt;" in text
+    assert "Size change per directory" in text
+
+
+def test_compare_closes_what_it_opened(tmp_path: Path) -> None:
+    comparison = compare(*map(str, _three(tmp_path)[:2]))
+    comparison.close()
+    assert comparison._owned == []
+
+
+def test_compare_rejects_bad_labels(tmp_path: Path) -> None:
+    paths = list(map(str, _three(tmp_path)[:2]))
+    with pytest.raises(layerlab.OptionError, match="labels"):
+        compare(*paths, labels=["same", "same"])
+    with pytest.raises(layerlab.OptionError, match="2 to 10"):
+        compare(*(paths * 6))
+
+
+def test_cli_compare_table_and_labels(tmp_path: Path) -> None:
+    paths = _three(tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "layerlab.cli",
+            "compare",
+            *map(str, paths),
+            "--label",
+            "one",
+            "--label",
+            "[bold]two[/bold]",
+            "--label",
+            "three",
+            "--json",
+            "--top",
+            "2",
+            "--no-cache",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert [row["label"] for row in document["summary"]] == [
+        "one",
+        "[bold]two[/bold]",
+        "three",
+    ]
+    assert len(document["diffs"]["[bold]two[/bold]"]) == 2
+    assert document["directories"]["[bold]two[/bold]"][0]["directory"] == "bin"
+
+    printed = subprocess.run(
+        [sys.executable, "-m", "layerlab.cli", "compare", *map(str, paths[:2])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert "grown against base" in printed.stdout
+    assert "bin/tool/run" in printed.stdout
