@@ -103,7 +103,10 @@ def _report(args: argparse.Namespace) -> int:
         for image in images:
             image.close()
     size = human_bytes(path.stat().st_size)
-    Console().print(f"wrote {path} ({size})", markup=False, highlight=False)
+    # soft_wrap keeps a long path on one line, as scripts that read it expect.
+    Console().print(
+        f"wrote {path} ({size})", markup=False, highlight=False, soft_wrap=True
+    )
     return 0
 
 

@@ -215,7 +215,9 @@ def _report(args: argparse.Namespace) -> int:
         for image in images:
             image.close()
     size = human_bytes(path.stat().st_size)
-    Console().print(f"wrote {path} ({size})", markup=False, highlight=False)
+    Console().print(
+        f"wrote {path} ({size})", markup=False, highlight=False, soft_wrap=True
+    )
     return 0
 
 

@@ -123,6 +123,8 @@ def _print_result(result: Any) -> None:
         f"{human_bytes(result.predicted_bytes)})",
         highlight=False,
     )
-    console.print(f"wrote {result.output}", markup=False, highlight=False)
+    console.print(
+        f"wrote {result.output}", markup=False, highlight=False, soft_wrap=True
+    )
     if result.loaded_tag:
         console.print(f"loaded as {result.loaded_tag}", markup=False, highlight=False)

@@ -125,14 +125,12 @@ def test_notebook_runs(
     path: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    record_property: pytest.RecordProperty,
 ) -> None:
     # The kernel inherits the environment. Besides plotly's own mimetype,
     # which only a live notebook draws, the "notebook" renderer adds an HTML
     # form with plotly.js inlined, which the exported page can show.
     monkeypatch.setenv("PLOTLY_RENDERER", "plotly_mimetype+notebook")
     notebook, seconds = _execute(path, tmp_path)
-    record_property("seconds", round(seconds, 1))
     _record_time(path.stem, seconds)
     _export(notebook, path.stem)
 
