@@ -70,7 +70,9 @@ def _number(field: bytes) -> int:
 
 
 def _text(field: bytes) -> str:
-    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    # Names that are not UTF-8 keep their odd bytes as \xNN escapes: tables
+    # and reports need text that can be encoded.
+    return field.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
 
 
 def _checksum_ok(block: bytes) -> bool:
@@ -111,7 +113,7 @@ def _parse_pax(data: bytes) -> dict[str, str]:
         record = data[space + 1 : position + length - 1]
         key, _, value = record.partition(b"=")
         records[key.decode("utf-8", "replace")] = value.decode(
-            "utf-8", "surrogateescape"
+            "utf-8", "backslashreplace"
         )
         position += length
     return records

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -167,7 +168,9 @@ def analysis_json(image: Any) -> dict[str, Any]:
         "user_size_bytes": int(metrics.dive.user_size_bytes),
         "efficiency": metrics.efficiency,
         "inefficient_bytes": metrics.inefficient_bytes,
-        "user_wasted_percent": metrics.user_wasted_percent,
+        # JSON has no NaN or infinity: dive's fraction is undefined without
+        # user layers, and null says so.
+        "user_wasted_percent": _finite(metrics.user_wasted_percent),
         "reclaimable_bytes": metrics.reclaimable_bytes,
         "wasted_by_reason": metrics.wasted_by_reason,
         "content_bytes": metrics.content_bytes,
@@ -176,6 +179,10 @@ def analysis_json(image: Any) -> dict[str, Any]:
         "layers": layers,
         "warnings": list(image.warnings),
     }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _text(value: Any) -> str | None:
@@ -321,12 +328,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except LayerlabError as error:
-        stderr_console().print(
-            f"layerlab: error: {error}", markup=False, highlight=False, soft_wrap=True
-        )
+        _print_error(str(error))
+        return 2
+    except BrokenPipeError:
+        # The reader (head, less) went away; that is not an error of ours.
+        sys.stderr.close()
+        return 0
+    except OSError as error:
+        # Writing an output the user named failed (missing or read-only
+        # directory, a directory in place of a file).
+        _print_error(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _print_error(message: str) -> None:
+    stderr_console().print(
+        f"layerlab: error: {message}", markup=False, highlight=False, soft_wrap=True
+    )
 
 
 def _configure_logging(verbosity: int) -> None:

@@ -472,3 +472,37 @@ def test_cached_image_gives_same_metrics(tmp_path: Path) -> None:
 def test_path_objects_accepted(tmp_path: Path) -> None:
     path = write_oci_archive(tmp_path / "i.tar", shapes())
     assert len(layerlab.open_image(path).layers) == 3
+
+
+def test_non_utf8_name_is_escaped(tmp_path: Path) -> None:
+    tar = bytearray(
+        layer_tar([file("badXX.txt", b"data")], format=tarfile.USTAR_FORMAT)
+    )
+    # Replace XX with two bytes that are not UTF-8, and fix the checksum.
+    at = tar.index(b"badXX.txt")
+    tar[at + 3 : at + 5] = b"\xff\xfe"
+    tar[148:156] = b" " * 8
+    tar[148:156] = b"%06o\0 " % sum(tar[:512])
+    path = write_oci_archive(tmp_path / "i.tar", [Layer(raw=bytes(tar))])
+    image = layerlab.open_image(str(path))
+    assert list(image.filesystem["path"]) == ["bad\\xff\\xfe.txt"]
+    result = _cli("analyze", str(path), "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["layers"][0]["added"] == 1
+
+
+def test_cli_unwritable_output_one_line(tmp_path: Path) -> None:
+    path = write_oci_archive(tmp_path / "i.tar", shapes())
+    result = _cli(
+        "analyze", str(path), "--csv", str(tmp_path / "i.tar" / "x"), cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("layerlab: error: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_json_one_layer_is_valid(tmp_path: Path) -> None:
+    path = write_oci_archive(tmp_path / "i.tar", [Layer([file("a", b"1")])])
+    result = _cli("analyze", str(path), "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["user_wasted_percent"] is None
