@@ -13,7 +13,7 @@ bundles. Its layout follows the real zip: ``aws/install`` and
 ``aws/dist/``, where ``dist`` contains the unpacked wheels and two shell
 scripts, ``aws`` and ``aws_completer``. The install script copies ``dist`` to
 ``/usr/local/aws-cli/v2/<version>/dist`` and links ``/usr/local/bin/aws``, as
-the real one does. The stand-in ``aws`` answers ``--version`` only.
+the real one does. The stand-in ``aws`` implements ``--version`` only.
 
 Sizes (x86_64, the wheels pinned in ``WHEELS``): about 51 MB zipped and
 195 MB unpacked, 246 MB together. In the figures of the talk this scenario

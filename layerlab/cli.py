@@ -169,7 +169,7 @@ def analysis_json(image: Any) -> dict[str, Any]:
         "efficiency": metrics.efficiency,
         "inefficient_bytes": metrics.inefficient_bytes,
         # JSON has no NaN or infinity: dive's fraction is undefined without
-        # user layers, and null says so.
+        # user layers, and null marks that.
         "user_wasted_percent": _finite(metrics.user_wasted_percent),
         "reclaimable_bytes": metrics.reclaimable_bytes,
         "wasted_by_reason": metrics.wasted_by_reason,
