@@ -53,6 +53,7 @@ def sizes_figure(comparison: Comparison) -> go.Figure:
         template=TEMPLATE,
         yaxis={"title": "bytes", **BYTE_AXIS},
         title="Sizes",
+        height=420,
     )
     return figure
 
@@ -80,6 +81,9 @@ def waterfalls_figure(comparison: Comparison) -> go.Figure:
         template=TEMPLATE,
         title="Image size step by step (light blue: layer shared with the first)",
         yaxis={"title": "content bytes", **BYTE_AXIS},
+        # Room under the bars for the tilted instruction labels.
+        height=520,
+        margin={"b": 160},
     )
     return figure
 

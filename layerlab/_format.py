@@ -15,6 +15,23 @@ def human_bytes(size: float) -> str:
     return f"{value:.1f} {_UNITS[-1]}"
 
 
+def share(part: float, whole: float, *, digits: int = 1) -> str:
+    """Return ``part`` as a percentage of ``whole`` with ``digits`` decimals.
+
+    A share that is not zero never reads as 0%, nor one short of the whole as
+    100%: they read "under 0.1%" and "over 99.9%" (for one decimal).
+    """
+    if not whole or not part:
+        return "0%"
+    value = 100 * part / whole
+    step = 10.0**-digits
+    if 0 < part and round(value, digits) == 0:
+        return f"under {step:.{digits}f}%"
+    if part < whole and round(value, digits) == 100:
+        return f"over {100 - step:.{digits}f}%"
+    return f"{value:.{digits}f}%"
+
+
 def short_command(
     created_by: str | None, instruction: str | None = None, *, width: int = 50
 ) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from ._format import human_bytes, short_command
+from ._format import human_bytes, share, short_command
 
 _ADVICE = {
     "deleted": "Deleting files in a later step does not make an image smaller, "
@@ -48,10 +48,10 @@ def _storage_sentence(image: Any, metrics: Any) -> str:
             "filesystem: no layer holds bytes that a later layer deletes or "
             "replaces, so squashing would not make it smaller."
         )
-    share = metrics.reclaimable_bytes / content if content else 0.0
+    portion = share(metrics.reclaimable_bytes, content, digits=0)
     return (
         f"This image stores {stored}, but {human_bytes(metrics.reclaimable_bytes)} "
-        f"of it ({share:.0%}) cannot be seen in the final filesystem: later layers "
+        f"of it ({portion}) cannot be seen in the final filesystem: later layers "
         "deleted or replaced it, yet it is still stored and downloaded with the image. "
         "Squashing "
         "all layers into one would save exactly that much."

@@ -2,14 +2,23 @@
 
 The page is rendered from ``templates/report.html.j2`` with Jinja2's
 autoescaping, so every string taken from an image (paths, commands, labels)
-reaches the page as text. Figures travel as JSON inside
-``<script type="application/json">`` elements, with ``<``, ``>`` and ``&``
-written as ``\\u`` escapes so that no path can close the element.
+reaches the page as text. Figures and the rows of the long tables travel as
+data blocks, ``<script>`` elements of a type browsers do not run, that
+``templates/report.js`` reads and turns into charts and table cells through
+``textContent``. A block is either JSON with ``<``, ``>`` and ``&`` written as
+``\\u`` escapes, so that no path can close the element, or gzip-compressed
+JSON in base64, which the page inflates with the browser's
+``DecompressionStream``. plotly.js, 4.8 MB as it ships, is embedded the same
+way in 2 MB.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
+import functools
+import gzip
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -20,19 +29,21 @@ import pandas as pd
 
 from . import plot
 from ._errors import OptionError
-from ._format import human_bytes, short_command
+from ._format import human_bytes, share, short_command
 from ._reading import plain_reading
+from ._samples import sample_name
 
 PLOTLY_CDN = "https://cdn.plot.ly/plotly-{version}.min.js"
 
 # Largest number of rows of each table in the page; a note under a cut table
-# gives the full count. With these defaults the report of a 100,000-file
-# image is about 6 MB, most of it plotly.js.
-# NOTE: the cap is per layer, so an image of many large layers still gives a
-# large page (about 200 bytes per row).
+# gives the full count. Compressed, a row costs about 30 bytes, so the cap
+# per layer keeps even an image of many large layers to a few MB.
 MAX_ROWS_PER_LAYER = 1000
 MAX_WASTE_ROWS = 1000
 MAX_TREEMAP_NODES = 2000
+# Bars of the waste chart. When that many paths contain less than half the
+# waste, the chart sums it by directory instead.
+WASTE_BARS = 20
 
 _JSON_ESCAPES = {
     ord("<"): "\\u003c",
@@ -41,6 +52,18 @@ _JSON_ESCAPES = {
     0x2028: "\\u2028",
     0x2029: "\\u2029",
 }
+
+# Values of a data block's data-encoding attribute.
+PLAIN = "json"
+PACKED = "gzip-base64"
+
+
+@dataclass(frozen=True)
+class _Block:
+    """The text of one data block and how it is encoded."""
+
+    encoding: str
+    text: Any  # markupsafe.Markup: JSON escaped for <script>, or base64
 
 
 @dataclass
@@ -54,9 +77,11 @@ class _Section:
     exact_metrics: list[tuple[str, str, str]]
     reading: str
     warnings: list[str]
-    figures: dict[str, str]
+    figures: dict[str, _Block]
     layers: list[dict[str, Any]]
-    waste: list[dict[str, Any]]
+    waste: _Block
+    waste_shown: int
+    waste_by: str
     waste_count: int
     waste_bytes: int
     layer_files: list[dict[str, Any]] = field(default_factory=list)
@@ -67,6 +92,7 @@ def report(
     path: str | os.PathLike[str],
     *,
     inline_plotlyjs: bool = True,
+    compress: bool = True,
     title: str | None = None,
     max_rows_per_layer: int = MAX_ROWS_PER_LAYER,
     max_waste_rows: int = MAX_WASTE_ROWS,
@@ -75,15 +101,20 @@ def report(
 ) -> Path:
     """Write an HTML report of one or more images to ``path`` and return the path.
 
-    The file opens offline: plotly.js is inlined from the installed plotly
-    package (about 5 MB) unless ``inline_plotlyjs`` is False, when the page
-    loads it from the plotly CDN instead.
+    The file opens offline: plotly.js is embedded from the installed plotly
+    package unless ``inline_plotlyjs`` is False, when the page loads it from
+    the plotly CDN instead. With ``compress`` (the default) plotly.js, the
+    figures and the long tables are stored gzip-compressed and inflated by the
+    browser (Chrome 80, Firefox 113, Safari 16.4 and later), which makes the
+    file about a third of its plain size.
 
     Args:
         images: an Image or a reference, or a sequence of them; references
             are opened with :func:`layerlab.open_image` and closed afterwards.
         path: the HTML file to write.
         inline_plotlyjs: embed plotly.js in the file.
+        compress: store plotly.js and the page's data gzip-compressed; False
+            writes them as plain text, for older browsers or to read the file.
         title: page title; by default built from the references.
         max_rows_per_layer: largest number of entries listed per layer.
         max_waste_rows: largest number of rows of the waste table.
@@ -95,6 +126,7 @@ def report(
     text = render_report(
         images,
         inline_plotlyjs=inline_plotlyjs,
+        compress=compress,
         title=title,
         max_rows_per_layer=max_rows_per_layer,
         max_waste_rows=max_waste_rows,
@@ -110,6 +142,7 @@ def render_report(
     images: Any,
     *,
     inline_plotlyjs: bool = True,
+    compress: bool = True,
     title: str | None = None,
     max_rows_per_layer: int = MAX_ROWS_PER_LAYER,
     max_waste_rows: int = MAX_WASTE_ROWS,
@@ -124,6 +157,7 @@ def render_report(
         if value < 0:
             raise OptionError(f"{name} must be 0 or more, not {value}")
     opened, owned = _open_all(images)
+    comparison_figures: list[tuple[str, _Block]] = []
     try:
         sections = [
             _section(
@@ -132,6 +166,7 @@ def render_report(
                 max_rows_per_layer=max_rows_per_layer,
                 max_waste_rows=max_waste_rows,
                 max_treemap_nodes=max_treemap_nodes,
+                compress=compress,
             )
             for index, image in enumerate(opened, start=1)
         ]
@@ -139,15 +174,18 @@ def render_report(
             from ._compare import compare
             from ._compare import comparison_html as render_comparison
 
-            comparison_html = render_comparison(compare(*opened), charts=True)
+            comparison = compare(*opened)
+            comparison_html = render_comparison(comparison)
+            comparison_figures = _comparison_figures(comparison, compress=compress)
     finally:
         for image in owned:
             image.close()
     return _render(
         sections,
         title=title or _default_title(sections),
-        inline_plotlyjs=inline_plotlyjs,
+        plotly_js=_plotly_js(inline=inline_plotlyjs, compress=compress),
         comparison_html=comparison_html,
+        comparison_figures=comparison_figures,
     )
 
 
@@ -190,6 +228,7 @@ def _section(
     max_rows_per_layer: int,
     max_waste_rows: int,
     max_treemap_nodes: int,
+    compress: bool,
 ) -> _Section:
     metrics = image.metrics
     figures = {
@@ -197,28 +236,77 @@ def _section(
         "treemap": plot.treemap(image, max_nodes=max_treemap_nodes),
         "layer_sizes": plot.layer_sizes(image),
     }
+    waste_by = _waste_grouping(image.waste)
     if len(image.waste):
-        figures["waste"] = plot.waste(image)
+        figures["waste"] = plot.waste(image, top=WASTE_BARS, by=waste_by)
+    waste = _waste_rows(image, max_waste_rows)
     return _Section(
         anchor=f"image-{index}",
-        reference=str(image.reference),
+        reference=_display_reference(str(image.reference)),
         facts=_facts(image),
         dive_metrics=_dive_rows(metrics),
         exact_metrics=_exact_rows(image, metrics),
         reading=plain_reading(image),
         warnings=[str(warning) for warning in image.warnings],
-        figures={name: _safe(figure_json(figure)) for name, figure in figures.items()},
+        figures={
+            name: _figure_block(figure, compress=compress)
+            for name, figure in figures.items()
+        },
         layers=_layer_rows(image),
-        waste=_waste_rows(image, max_waste_rows),
+        waste=_block(waste, compress=compress),
+        waste_by=waste_by,
+        waste_shown=len(waste),
         waste_count=len(image.waste),
         waste_bytes=int(image.waste["size"].sum()),
-        layer_files=_layer_files(image, max_rows_per_layer),
+        layer_files=_layer_files(image, max_rows_per_layer, compress=compress),
     )
+
+
+def _waste_grouping(waste: pd.DataFrame) -> str:
+    total = int(waste["size"].sum())
+    largest = waste.groupby("path", observed=True)["size"].sum().nlargest(WASTE_BARS)
+    return "path" if 2 * int(largest.sum()) >= total else "directory"
+
+
+def _display_reference(reference: str) -> str:
+    # A bundled sample is named, not shown by where the package is installed.
+    name = sample_name(reference)
+    return f"{name} (bundled sample)" if name else reference
 
 
 def figure_json(figure: Any) -> str:
     """Return ``figure`` as JSON that is safe inside a ``<script>`` element."""
     return figure.to_json().translate(_JSON_ESCAPES)
+
+
+def _figure_block(figure: Any, *, compress: bool) -> _Block:
+    if compress:
+        return _packed(figure.to_json())
+    return _Block(PLAIN, _safe(figure_json(figure)))
+
+
+def _block(value: Any, *, compress: bool) -> _Block:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if compress:
+        return _packed(text)
+    return _Block(PLAIN, _safe(text.translate(_JSON_ESCAPES)))
+
+
+def _packed(text: str) -> _Block:
+    # mtime=0 keeps the output the same for the same input.
+    data = gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
+    return _Block(PACKED, _safe(base64.b64encode(data).decode("ascii")))
+
+
+def _comparison_figures(comparison: Any, *, compress: bool) -> list[tuple[str, _Block]]:
+    from ._compare_plots import sizes_figure, waterfalls_figure
+
+    return [
+        (f"comparison-figure-{index}", _figure_block(figure, compress=compress))
+        for index, figure in enumerate(
+            (sizes_figure(comparison), waterfalls_figure(comparison)), start=1
+        )
+    ]
 
 
 def _facts(image: Any) -> list[tuple[str, str]]:
@@ -234,12 +322,25 @@ def _facts(image: Any) -> list[tuple[str, str]]:
         ("history entries", f"{len(image.history)}"),
         ("paths in the final filesystem", f"{len(image.filesystem):,}"),
         ("file content, all layers", human_bytes(int(layers["content_size"].sum()))),
-        ("compressed, all layers", human_bytes(int(layers["compressed_size"].sum()))),
+        ("layer blobs as stored", _stored(layers)),
     ]
     labels = (config.get("config") or {}).get("Labels") or {}
     for key, value in sorted(labels.items()):
         facts.append((f"label {key}", _clip(str(value), 300)))
     return facts
+
+
+def _stored(layers: pd.DataFrame) -> str:
+    """Return the blobs' total size and how they are compressed."""
+    size = human_bytes(int(layers["compressed_size"].sum()))
+    kinds = sorted({str(kind) for kind in layers["compression"].dropna()})
+    if not kinds:
+        return size
+    if kinds == ["none"]:
+        return f"{size}, uncompressed"
+    return f"{size}, {' and '.join(kind for kind in kinds if kind != 'none')}" + (
+        " and some uncompressed" if "none" in kinds else ""
+    )
 
 
 def _dive_rows(metrics: Any) -> list[tuple[str, str, str]]:
@@ -273,7 +374,7 @@ def _exact_rows(image: Any, metrics: Any) -> list[tuple[str, str, str]]:
             "reclaimable bytes",
             human_bytes(metrics.reclaimable_bytes),
             (
-                f"{_share(metrics.reclaimable_bytes, content)} of the content "
+                f"{share(metrics.reclaimable_bytes, content)} of the content "
                 "stored, what squashing every layer saves"
             ),
         ),
@@ -316,29 +417,32 @@ def _layer_rows(image: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _waste_rows(image: Any, limit: int) -> list[dict[str, Any]]:
+def _waste_rows(image: Any, limit: int) -> list[list[Any]]:
+    """Return the waste table's rows as cells for ``report.js``.
+
+    A cell is a text, or ``[text, sort value]`` for a number column, or
+    ``[text, sort value, title]`` where the cell has a tooltip.
+    """
     commands = _commands(image)
     rows = []
     for row in image.waste.head(limit).itertuples():
+        size = int(row.size)
+        layer = int(row.layer)
         hidden_by = None if pd.isna(row.hidden_by) else int(row.hidden_by)
         rows.append(
-            {
-                "path": "/" + str(row.path),
-                "size": int(row.size),
-                "reason": str(row.reason),
-                "kind": str(row.kind),
-                "layer": int(row.layer),
-                "layer_command": commands.get(int(row.layer), ""),
-                "hidden_by": hidden_by,
-                "hidden_by_command": commands.get(hidden_by, "")
-                if hidden_by is not None
-                else "",
-            }
+            [
+                "/" + str(row.path),
+                [human_bytes(size), size],
+                str(row.reason),
+                str(row.kind),
+                [str(layer), layer, commands.get(layer, "")],
+                _layer_cell(hidden_by, commands),
+            ]
         )
     return rows
 
 
-def _layer_files(image: Any, limit: int) -> list[dict[str, Any]]:
+def _layer_files(image: Any, limit: int, *, compress: bool) -> list[dict[str, Any]]:
     files = image.files
     # Markers that hid nothing, and directories a step only rewrote, are
     # noise here: the builder writes them for every directory it touches.
@@ -352,28 +456,38 @@ def _layer_files(image: Any, limit: int) -> list[dict[str, Any]]:
     for layer in image.layers["layer"]:
         entries = groups.get(int(layer), changed.iloc[:0])
         ordered = entries.sort_values(["size", "path"], ascending=[False, True])
+        rows = [_file_row(row, commands) for row in ordered.head(limit).itertuples()]
         result.append(
             {
                 "layer": int(layer),
                 "command": commands.get(int(layer), ""),
                 "count": len(entries),
                 "bytes": int(entries["size"].sum()),
-                "rows": [_file_row(row) for row in ordered.head(limit).itertuples()],
+                "shown": len(rows),
+                "rows": _block(rows, compress=compress),
             }
         )
     return result
 
 
-def _file_row(row: Any) -> dict[str, Any]:
-    return {
-        "path": "/" + str(row.path),
-        "change": str(row.change),
-        "kind": str(row.kind),
-        "size": int(row.size),
-        "visible": bool(row.visible),
-        "reason": "" if pd.isna(row.waste_reason) else str(row.waste_reason),
-        "hidden_by": "" if pd.isna(row.hidden_by) else int(row.hidden_by),
-    }
+def _file_row(row: Any, commands: dict[int, str]) -> list[Any]:
+    size = int(row.size)
+    hidden_by = None if pd.isna(row.hidden_by) else int(row.hidden_by)
+    return [
+        "/" + str(row.path),
+        [human_bytes(size), size],
+        str(row.change),
+        str(row.kind),
+        "yes" if row.visible else "no",
+        "" if pd.isna(row.waste_reason) else str(row.waste_reason),
+        _layer_cell(hidden_by, commands),
+    ]
+
+
+def _layer_cell(layer: int | None, commands: dict[int, str]) -> list[Any]:
+    if layer is None:
+        return ["", None]
+    return [str(layer), layer, commands.get(layer, "")]
 
 
 def _commands(image: Any) -> dict[int, str]:
@@ -389,11 +503,11 @@ def _render(
     sections: list[_Section],
     *,
     title: str,
-    inline_plotlyjs: bool,
+    plotly_js: dict[str, Any],
     comparison_html: str | None,
+    comparison_figures: list[tuple[str, _Block]],
 ) -> str:
     import jinja2
-    import plotly.offline
     from markupsafe import Markup
 
     from . import __version__
@@ -407,12 +521,6 @@ def _render(
     )
     environment.filters["bytes"] = human_bytes
     template = environment.get_template("report.html.j2")
-    plotly_js: dict[str, Any]
-    if inline_plotlyjs:
-        plotly_js = {"inline": Markup(plotly.offline.get_plotlyjs()), "src": None}
-    else:
-        version = plotly.offline.get_plotlyjs_version()
-        plotly_js = {"inline": None, "src": PLOTLY_CDN.format(version=version)}
     return template.render(
         title=title,
         sections=sections,
@@ -420,11 +528,36 @@ def _render(
         style=Markup(_package_text("report.css")),
         script=Markup(_package_text("report.js")),
         comparison_html=Markup(comparison_html) if comparison_html else None,
+        comparison_figures=comparison_figures,
         version=__version__,
         generated=datetime.datetime.now(datetime.timezone.utc).strftime(
             "%Y-%m-%d %H:%M UTC"
         ),
     )
+
+
+def _plotly_js(*, inline: bool, compress: bool) -> dict[str, Any]:
+    """Return how the page gets plotly.js: a CDN address, a script, or a block."""
+    import plotly.offline
+    from markupsafe import Markup
+
+    if not inline:
+        version = plotly.offline.get_plotlyjs_version()
+        return {
+            "src": PLOTLY_CDN.format(version=version),
+            "inline": None,
+            "block": None,
+        }
+    if compress:
+        return {"src": None, "inline": None, "block": _packed_plotly_js()}
+    return {"src": None, "inline": Markup(plotly.offline.get_plotlyjs()), "block": None}
+
+
+@functools.lru_cache(maxsize=1)
+def _packed_plotly_js() -> _Block:
+    import plotly.offline
+
+    return _packed(plotly.offline.get_plotlyjs())
 
 
 def _package_text(name: str) -> str:
@@ -439,10 +572,6 @@ def _percent(value: float) -> str:
     if value == float("inf"):
         return "∞"
     return f"{value:.2%}"
-
-
-def _share(part: int, whole: int) -> str:
-    return f"{part / whole:.1%}" if whole else "0%"
 
 
 def _clip(text: str, width: int) -> str:

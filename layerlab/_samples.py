@@ -78,3 +78,15 @@ def sample_path(name: str = DEFAULT_SAMPLE) -> Path:
             f"no sample named {name!r}; the samples are {known}"
         )
     return path
+
+
+def sample_name(reference: str) -> str | None:
+    """Return the sample's name if ``reference`` opens a bundled sample."""
+    path = reference.split(":", 1)[1] if ":" in reference else reference
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, ValueError):
+        return None
+    if resolved.parent == SAMPLES_DIR and resolved.suffix == ".tar":
+        return resolved.stem
+    return None

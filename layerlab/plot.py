@@ -315,55 +315,76 @@ def _step_hover(row: Any) -> str:
     return "<br>".join(lines)
 
 
-def waste(image: Any, *, top: int = 20, title: str | None = None) -> go.Figure:
-    """Draw the ``top`` paths with the most hidden bytes, split by reason.
+def waste(
+    image: Any,
+    *,
+    top: int = 20,
+    by: str = "path",
+    depth: int = 3,
+    title: str | None = None,
+) -> go.Figure:
+    """Draw the ``top`` paths or directories with the most hidden bytes, by reason.
 
     Bytes are summed over every hidden version of a path (a file rewritten in
-    three layers has two hidden versions).
+    three layers has two hidden versions). With ``by="directory"`` the bars
+    are directories ``depth`` levels deep at most (``/usr/lib/node_modules/``
+    for depth 3), each summing the hidden versions below it: the view for
+    images whose waste is thousands of small files.
 
     Args:
         image: an Image, or its ``waste`` table.
-        top: number of paths to draw.
+        top: number of bars to draw.
+        by: ``"path"`` or ``"directory"``.
+        depth: with ``by="directory"``, how many directory levels to keep.
         title: figure title.
     """
     if top < 1:
         raise OptionError(f"top must be at least 1, not {top}")
+    if by not in ("path", "directory"):
+        raise OptionError(f"by must be 'path' or 'directory', not {by!r}")
+    if depth < 1:
+        raise OptionError(f"depth must be at least 1, not {depth}")
     table = _table(image, "waste")
-    totals = table.groupby("path", observed=True)["size"].sum()
-    paths = totals.sort_values(ascending=False, kind="stable").head(top).index
-    chosen = table[table["path"].isin(paths)]
-    position = {path: index for index, path in enumerate(paths)}
+    if by == "path":
+        keys = table["path"].astype(str)
+    else:
+        keys = table["path"].astype(str).map(lambda path: waste_directory(path, depth))
+    table = table.assign(group=keys.to_numpy())
+    totals = table.groupby("group")["size"].sum()
+    groups = totals.sort_values(ascending=False, kind="stable").head(top).index
+    chosen = table[table["group"].isin(groups)]
+    position = {group: index for index, group in enumerate(groups)}
 
     figure = go.Figure()
     for reason in _schema.WASTE_REASONS:
         part = chosen[chosen["reason"] == reason]
         if part.empty:
             continue
-        grouped = part.groupby("path", observed=True)
+        grouped = part.groupby("group")
         sizes = grouped["size"].sum()
         figure.add_trace(
             go.Bar(
                 name=reason,
                 orientation="h",
-                y=[position[path] for path in sizes.index],
+                y=[position[group] for group in sizes.index],
                 x=sizes.to_list(),
                 marker={"color": REASON_COLORS[reason]},
                 hovertext=[
-                    _waste_hover(path, reason, group) for path, group in grouped
+                    _waste_hover(group, reason, rows, by=by) for group, rows in grouped
                 ],
                 hoverinfo="text",
             )
         )
-    labels = [_escape(_shorten_path(path, 48)) for path in paths]
+    labels = [_escape(_shorten_path(group, 48)) for group in groups]
     figure.update_layout(
         template=TEMPLATE,
         title=title,
         barmode="stack",
-        height=max(260, 120 + 26 * len(paths)),
+        height=max(260, 120 + 26 * len(groups)),
         margin=_margin(title),
         xaxis={"title": {"text": "hidden bytes"}, **BYTE_AXIS},
         yaxis={
-            "tickvals": list(range(len(paths))),
+            "tickvals": list(range(len(groups))),
             "ticktext": labels,
             "autorange": "reversed",
             "automargin": True,
@@ -376,12 +397,29 @@ def waste(image: Any, *, top: int = 20, title: str | None = None) -> go.Figure:
     return figure
 
 
-def _waste_hover(path: str, reason: str, group: pd.DataFrame) -> str:
+def waste_directory(path: str, depth: int) -> str:
+    """Return the directory, at most ``depth`` levels deep, that contains ``path``.
+
+    Paths are relative to the root and directories end in ``/``: ``usr/lib/``
+    for ``usr/lib/x.so`` and any depth from 2, ``""`` (the root) for a file in
+    the root.
+    """
+    parents = path.split("/")[:-1][:depth]
+    return "/".join(parents) + "/" if parents else ""
+
+
+def _waste_hover(group: str, reason: str, rows: pd.DataFrame, *, by: str) -> str:
     lines = [
-        f"<b>{_escape('/' + path)}</b>",
-        f"{reason}: {human_bytes(group['size'].sum())}",
+        f"<b>{_escape('/' + group)}</b>",
+        f"{reason}: {human_bytes(rows['size'].sum())}",
     ]
-    for row in group.itertuples():
+    if by == "directory":
+        lines[1] += f" in {len(rows):,} hidden versions"
+        largest = rows.sort_values("size", ascending=False, kind="stable")
+        for row in largest.head(HOVER_LINES - 2).itertuples():
+            lines.append(f"{_escape('/' + str(row.path))}: {human_bytes(row.size)}")
+        return "<br>".join(lines)
+    for row in rows.itertuples():
         hidden_by = (
             "" if pd.isna(row.hidden_by) else f", hidden by layer {row.hidden_by}"
         )
@@ -389,14 +427,23 @@ def _waste_hover(path: str, reason: str, group: pd.DataFrame) -> str:
     return "<br>".join(lines[:HOVER_LINES])
 
 
+def _blob_label(layers: pd.DataFrame) -> str:
+    if "compression" not in layers:
+        return "blob as stored"
+    kinds = sorted({str(kind) for kind in layers["compression"].dropna()})
+    names = ", ".join("uncompressed" if kind == "none" else kind for kind in kinds)
+    return f"blob as stored ({names})" if names else "blob as stored"
+
+
 def layer_sizes(
     image: Any, *, label_width: int = 40, title: str | None = None
 ) -> go.Figure:
-    """Draw each layer's content, uncompressed and compressed sizes side by side.
+    """Draw each layer's content, uncompressed and stored sizes side by side.
 
     Content is the sum of the tar headers' size fields, which dive calls a
     layer's size. Uncompressed is the whole tar stream with its headers and
-    padding, and compressed is the blob as stored.
+    padding, and the blob is the layer as stored in the image, compressed
+    (gzip or zstd) or not (``docker save`` writes plain tar).
 
     Args:
         image: an Image, or its ``layers`` table.
@@ -409,7 +456,7 @@ def layer_sizes(
     series = (
         ("content", "content_size", KEPT_COLOR),
         ("uncompressed tar", "uncompressed_size", "#72b7b2"),
-        ("compressed blob", "compressed_size", "#f58518"),
+        (_blob_label(layers), "compressed_size", "#f58518"),
     )
     for name, column, color in series:
         figure.add_trace(

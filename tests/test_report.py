@@ -7,6 +7,8 @@ N = 100, 200, ..., 4000, and a 65,536-byte result (48 KiB + 16 KiB).
 
 from __future__ import annotations
 
+import base64
+import gzip
 import html
 import json
 import re
@@ -21,6 +23,7 @@ from report_images import (
     HOSTILE_NAMES,
     NAME_WITH_SLASHES,
     hostile_layers,
+    large_layers,
 )
 
 import layerlab
@@ -36,28 +39,37 @@ SOURCE_BYTES = sum(
 )
 RESULT_BYTES = 49152 + 16384
 SAMPLE_NAMES = ["rm-later", "combined-run", "multistage", "squashed"]
+BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 
 
 class PageParser(HTMLParser):
-    """Collect the tags, attributes and JSON script bodies of a page."""
+    """Collect the tags, attributes, text and data blocks of a page.
+
+    A data block is a ``<script>`` with ``data-encoding``: JSON, or gzip and
+    base64 over JSON. ``figures`` lists the decoded figures in page order, and
+    ``rows`` maps each table filled from a block to its decoded rows.
+    ``tables`` counts each table's ``<tr>`` in the markup plus its block's rows.
+    """
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.json_scripts: list[str] = []
-        self._in_json = False
+        self.raw_blocks: list[str] = []
+        self.figures: list[Any] = []
+        self.rows: dict[str, list[list[Any]]] = {}
         self.tables: dict[str, int] = {}
         self._table: str | None = None
         self.text: list[str] = []
         self._in_script = False
+        self._block: dict[str, str | None] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
         self.tags.append((tag, attributes))
         self._in_script = tag in ("script", "style")
-        self._in_json = tag == "script" and attributes.get("type") == "application/json"
-        if self._in_json:
-            self.json_scripts.append("")
+        if tag == "script" and attributes.get("data-encoding"):
+            self._block = attributes
+            self.raw_blocks.append("")
         if tag == "table" and attributes.get("id"):
             self._table = attributes["id"]
             self.tables[self._table] = 0
@@ -65,17 +77,46 @@ class PageParser(HTMLParser):
             self.tables[self._table] += 1
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self._block is not None:
+            self._decode(self._block, self.raw_blocks[-1])
+            self._block = None
         if tag in ("script", "style"):
-            self._in_json = False
             self._in_script = False
         if tag == "table":
             self._table = None
 
     def handle_data(self, data: str) -> None:
-        if self._in_json:
-            self.json_scripts[-1] += data
+        if self._block is not None:
+            self.raw_blocks[-1] += data
         elif not self._in_script:
             self.text.append(data)
+
+    def _decode(self, attributes: dict[str, str | None], raw: str) -> None:
+        encoding = attributes["data-encoding"]
+        if encoding == "gzip-base64":
+            text = gzip.decompress(base64.b64decode(raw)).decode("utf-8")
+        else:
+            assert encoding == "json"
+            assert attributes.get("type") == "application/json"
+            text = raw
+        if attributes.get("id") == "layerlab-plotly":
+            return
+        value = json.loads(text)
+        if attributes.get("data-figure"):
+            self.figures.append(value)
+        table = attributes.get("data-rows")
+        if table:
+            self.rows[table] = value
+            self.tables[table] += len(value)
+
+    def cell_texts(self) -> list[str]:
+        """Return the text of every cell of the tables filled from blocks."""
+        return [
+            cell[0] if isinstance(cell, list) else cell
+            for rows in self.rows.values()
+            for row in rows
+            for cell in row
+        ]
 
     def attribute_values(self, name: str) -> list[str]:
         return [value for _, attributes in self.tags if (value := attributes.get(name))]
@@ -98,11 +139,15 @@ def sample_page(rm_later: layerlab.Image) -> str:
     return render_report(rm_later, inline_plotlyjs=False)
 
 
-@pytest.fixture(scope="module")
-def hostile_page(tmp_path_factory: pytest.TempPathFactory) -> str:
+@pytest.fixture(scope="module", params=[True, False], ids=["compressed", "plain"])
+def hostile_page(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> str:
     path = tmp_path_factory.mktemp("hostile") / "hostile.tar"
     write_oci_archive(path, hostile_layers())
-    return render_report(f"oci-archive:{path}", inline_plotlyjs=False)
+    return render_report(
+        f"oci-archive:{path}", inline_plotlyjs=False, compress=request.param
+    )
 
 
 def test_samples_listed_in_order() -> None:
@@ -157,12 +202,29 @@ def test_report_sections(sample_page: str, rm_later: layerlab.Image) -> None:
 
 def test_report_figures_are_json(sample_page: str) -> None:
     page = parse(sample_page)
-    figures = [json.loads(text) for text in page.json_scripts]
-    assert len(figures) == 4
-    types = [figure["data"][0]["type"] for figure in figures]
+    assert len(page.figures) == 4
+    types = [figure["data"][0]["type"] for figure in page.figures]
     assert types == ["bar", "treemap", "bar", "bar"]
-    for text in page.json_scripts:
+
+
+def test_plain_blocks_cannot_close_their_element(rm_later: layerlab.Image) -> None:
+    page = parse(render_report(rm_later, inline_plotlyjs=False, compress=False))
+    assert len(page.figures) == 4
+    # Every table but the layer table is filled from a block.
+    assert set(page.rows) == set(page.tables) - {"image-1-layer-table"}
+    assert "image-1-waste-table" in page.rows
+    for text in page.raw_blocks:
         assert "<" not in text
+
+
+def test_compressed_and_plain_pages_carry_the_same_data(
+    rm_later: layerlab.Image,
+) -> None:
+    packed = parse(render_report(rm_later, inline_plotlyjs=False))
+    plain = parse(render_report(rm_later, inline_plotlyjs=False, compress=False))
+    assert packed.rows == plain.rows
+    assert packed.figures == plain.figures
+    assert all(set(raw) <= set(BASE64) for raw in packed.raw_blocks)
 
 
 def test_report_cdn_is_small(sample_page: str) -> None:
@@ -170,14 +232,35 @@ def test_report_cdn_is_small(sample_page: str) -> None:
     assert len(sample_page.encode()) < 300_000
 
 
-def test_report_inlines_plotly(tmp_path: Path, rm_later: layerlab.Image) -> None:
+def test_report_embeds_plotly_compressed(
+    tmp_path: Path, rm_later: layerlab.Image
+) -> None:
     import plotly.offline
 
     path = report(rm_later, tmp_path / "report.html")
     text = path.read_text(encoding="utf-8")
     assert "<script src=" not in text
+    block = re.search(
+        r'<script type="application/octet-stream" data-encoding="gzip-base64" '
+        r'id="layerlab-plotly">([^<]*)</script>',
+        text,
+    )
+    assert block is not None
+    inflated = gzip.decompress(base64.b64decode(block.group(1))).decode("utf-8")
+    assert inflated == plotly.offline.get_plotlyjs()
+    # plotly.js alone is 4.8 MB; compressed, the whole page is well under half.
+    assert path.stat().st_size < len(inflated) / 2
+
+
+def test_report_inlines_plain_plotly(tmp_path: Path, rm_later: layerlab.Image) -> None:
+    import plotly.offline
+
+    path = report(rm_later, tmp_path / "report.html", compress=False)
+    text = path.read_text(encoding="utf-8")
+    assert "<script src=" not in text
+    assert 'id="layerlab-plotly"' not in text
+    assert not re.search(r'<script[^>]*data-encoding="gzip-base64"', text)
     assert plotly.offline.get_plotlyjs()[:2000] in text
-    assert path.stat().st_size < 6_000_000
 
 
 def test_report_caps_rows_per_layer(rm_later: layerlab.Image) -> None:
@@ -210,7 +293,8 @@ def test_report_rejects_no_images() -> None:
 
 
 def test_hostile_names_are_text(hostile_page: str) -> None:
-    text = "".join(parse(hostile_page).text)
+    page = parse(hostile_page)
+    text = "".join(page.text) + "\n".join(page.cell_texts())
     for name in HOSTILE_NAMES:
         assert f"/data/{name}" in text
         assert f"/waste/{name}" in text
@@ -255,6 +339,7 @@ def test_hostile_page_has_only_own_tags(hostile_page: str) -> None:
         "details",
         "summary",
         "footer",
+        "noscript",
     }
     assert tags <= allowed
     for _, attributes in page.tags:
@@ -269,7 +354,7 @@ def test_hostile_command_in_layer_table(hostile_page: str) -> None:
 
 def test_hostile_json_round_trips(hostile_page: str) -> None:
     page = parse(hostile_page)
-    treemap = json.loads(page.json_scripts[1])["data"][0]
+    treemap = page.figures[1]["data"][0]
     ids = treemap["ids"]
     assert "/data/" + NAME_WITH_SLASHES in ids
     assert "/data/" + HOSTILE_NAMES[0] in ids
@@ -281,7 +366,9 @@ def test_cli_report_default_sample(
     output = tmp_path / "out.html"
     assert main(["report", "--cdn", "-o", str(output)]) == 0
     text = output.read_text(encoding="utf-8")
-    assert "rm-later.tar" in text
+    assert "<title>layerlab report: rm-later (bundled sample)</title>" in text
+    # Where the package is installed is nothing the reader needs.
+    assert str(sample_path("rm-later").parent) not in text
     assert f"wrote {output}" in capsys.readouterr().out
 
 
@@ -299,8 +386,8 @@ def test_cli_report_samples_and_refs(tmp_path: Path) -> None:
     ]
     assert main(arguments) == 0
     text = output.read_text(encoding="utf-8")
-    assert "multistage.tar" in text
-    assert "squashed.tar" in text
+    assert "multistage (bundled sample)" in text
+    assert "squashed (bundled sample)" in text
     assert 'id="image-2"' in text
 
 
@@ -345,7 +432,7 @@ def test_engine_built_hostile_image(docker_client: Any, busybox_base: str) -> No
     )
     page = parse(render_report(f"docker-daemon:{tag}", inline_plotlyjs=False))
 
-    text = "".join(page.text)
+    text = "".join(page.text) + "\n".join(page.cell_texts())
     for name in XSS_NAMES:
         assert f"/data/{name}" in text
     assert "/data/<svg onload=alert(2)>" in text
@@ -385,3 +472,24 @@ def test_reading_overwritten_advice(tmp_path: Path) -> None:
     assert "hidden by layer 1 (RUN make a.bin)" in text
     assert "keeps the old copy in the lower layer" in text
     assert "dive's figure is larger" in text
+
+
+def test_waste_chart_by_directory_for_small_files(tmp_path: Path) -> None:
+    path = write_oci_archive(tmp_path / "many.tar", large_layers(10_000))
+    with layerlab.open_image(f"oci-archive:{path}", cache=False) as image:
+        sizes = image.waste.groupby("path", observed=True)["size"].sum()
+        # The 20 largest paths hold under half the waste ...
+        assert sizes.nlargest(20).sum() * 2 < sizes.sum()
+        page = parse(render_report(image, inline_plotlyjs=False))
+    assert "the chart sums it by directory" in "".join(page.text)
+    labels = page.figures[-1]["layout"]["yaxis"]["ticktext"]
+    # ... so the bars are the package directories, pkg007 (deleted) first.
+    assert labels[0] == "/usr/share/pkg007/"
+    assert all(label.startswith("/usr/share/pkg") for label in labels)
+
+
+def test_waste_chart_by_path_for_few_paths(sample_page: str) -> None:
+    page = parse(sample_page)
+    assert "the chart sums it by directory" not in "".join(page.text)
+    labels = page.figures[-1]["layout"]["yaxis"]["ticktext"]
+    assert labels[0] == "/tmp/build/toolchain.bin"

@@ -1,23 +1,133 @@
-// Draws the report's figures and makes its tables sortable and searchable.
-// The template fills the table cells. This script only reorders and hides
-// rows and reads text through textContent, so it never turns data into
-// markup.
+// Draws the report's figures, fills its long tables and makes the tables
+// sortable and searchable.
+//
+// Figures and table rows come in data blocks: <script> elements of a type
+// the browser does not run, holding JSON, or gzip-compressed JSON in base64
+// (data-encoding="gzip-base64"), which DecompressionStream inflates. A
+// compressed plotly.js comes the same way. Cells are written through
+// textContent only, so no data ever becomes markup. When all is done the
+// <html> element gets data-ready="true" (or data-ready="failed").
 "use strict";
 
 (function () {
-  function drawFigures() {
-    var specs = document.querySelectorAll("script[type='application/json'][data-figure]");
-    specs.forEach(function (spec) {
-      var target = document.getElementById(spec.getAttribute("data-figure"));
-      if (!target) {
-        return;
+  var PACKED = "gzip-base64";
+
+  function canInflate() {
+    return typeof window.DecompressionStream === "function";
+  }
+
+  // Returns a promise of the block's text, inflated if it is compressed.
+  function blockText(block) {
+    var text = block.textContent;
+    if (block.getAttribute("data-encoding") !== PACKED) {
+      return Promise.resolve(text);
+    }
+    var binary = window.atob(text.trim());
+    var bytes = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i += 1) {
+      bytes[i] = binary.charCodeAt(i);
+    }
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Response(stream).text();
+  }
+
+  function blockJSON(block) {
+    return blockText(block).then(JSON.parse);
+  }
+
+  function needsInflating() {
+    return document.querySelector("script[data-encoding='" + PACKED + "']") !== null;
+  }
+
+  function showProblem(selector, message) {
+    document.querySelectorAll(selector).forEach(function (target) {
+      var note = document.createElement("p");
+      note.className = "warning";
+      note.textContent = message;
+      if (target.tagName === "TABLE") {
+        target.parentNode.insertBefore(note, target);
+      } else {
+        target.textContent = "";
+        target.appendChild(note);
       }
-      var figure = JSON.parse(spec.textContent);
-      window.Plotly.newPlot(target, figure.data, figure.layout, {
+    });
+  }
+
+  // Runs the compressed plotly.js, if the page carries it that way.
+  function loadPlotly() {
+    var block = document.getElementById("layerlab-plotly");
+    if (window.Plotly || !block) {
+      return Promise.resolve();
+    }
+    return blockText(block).then(function (code) {
+      var script = document.createElement("script");
+      script.textContent = code;
+      document.head.appendChild(script);
+    });
+  }
+
+  // Calls use(element, value) for each block whose attribute names an element,
+  // with the block's JSON value; returns a promise of all the calls.
+  function eachBlock(attribute, use) {
+    var blocks = document.querySelectorAll("script[" + attribute + "]");
+    return Promise.all(
+      Array.prototype.map.call(blocks, function (block) {
+        var target = document.getElementById(block.getAttribute(attribute));
+        if (!target) {
+          return null;
+        }
+        return blockJSON(block).then(function (value) {
+          return use(target, value);
+        });
+      })
+    );
+  }
+
+  function drawFigures() {
+    return eachBlock("data-figure", function (target, figure) {
+      return window.Plotly.newPlot(target, figure.data, figure.layout, {
         responsive: true,
         displaylogo: false,
       });
     });
+  }
+
+  // Header cells set how to fill each column: data-type="path" cells get
+  // <code>, data-type="number" cells keep their sort value in data-value.
+  function fillTable(table, rows) {
+    var kinds = Array.prototype.map.call(table.tHead.rows[0].cells, function (header) {
+      return header.getAttribute("data-type");
+    });
+    var fragment = document.createDocumentFragment();
+    rows.forEach(function (cells) {
+      var row = document.createElement("tr");
+      cells.forEach(function (cell, column) {
+        var td = document.createElement("td");
+        var parts = Array.isArray(cell) ? cell : [cell];
+        if (kinds[column] === "path") {
+          var code = document.createElement("code");
+          code.textContent = parts[0];
+          td.className = "path";
+          td.appendChild(code);
+        } else {
+          td.textContent = parts[0];
+        }
+        if (kinds[column] === "number") {
+          td.className = "number";
+          td.setAttribute("data-value", parts[1] === null || parts[1] === undefined ? "" : String(parts[1]));
+        }
+        if (parts[2]) {
+          td.title = parts[2];
+        }
+        row.appendChild(td);
+      });
+      fragment.appendChild(row);
+    });
+    table.tBodies[0].appendChild(fragment);
+  }
+
+  function fillTables() {
+    return eachBlock("data-rows", fillTable);
   }
 
   function cellValue(row, column, type) {
@@ -104,6 +214,17 @@
     }
   }
 
+  // Marks for anyone timing the page (performance.getEntriesByType("mark")).
+  function mark(name) {
+    if (window.performance && performance.mark) {
+      performance.mark("layerlab:" + name);
+    }
+  }
+
+  function finish(state) {
+    document.documentElement.setAttribute("data-ready", state);
+  }
+
   function start() {
     document.querySelectorAll("table.sortable").forEach(makeSortable);
     document.querySelectorAll("input[data-filter]").forEach(function (input) {
@@ -111,13 +232,38 @@
         filterTable(input);
       });
     });
-    if (window.Plotly) {
-      drawFigures();
-    } else {
-      document.querySelectorAll(".figure").forEach(function (target) {
-        target.textContent = "The figures need plotly.js, which did not load.";
-      });
+    if (needsInflating() && !canInflate()) {
+      var old =
+        "This browser cannot inflate the report's compressed data (it lacks " +
+        "DecompressionStream, found in Chrome 80, Firefox 113, Safari 16.4 " +
+        "and later). Open the report in a newer browser, or write it again " +
+        "with --no-compress.";
+      showProblem(".figure, table[data-filled]", old);
+      finish("failed");
+      return;
     }
+    var tables = fillTables().then(function () {
+      mark("tables filled");
+    });
+    var figures = loadPlotly().then(function () {
+      mark("plotly loaded");
+      if (!window.Plotly) {
+        showProblem(".figure", "The figures need plotly.js, which did not load.");
+        return null;
+      }
+      return drawFigures().then(function () {
+        mark("figures drawn");
+      });
+    });
+    Promise.all([tables, figures]).then(
+      function () {
+        finish("true");
+      },
+      function (error) {
+        finish("failed");
+        console.error("layerlab report: " + error);
+      }
+    );
   }
 
   if (document.readyState === "loading") {

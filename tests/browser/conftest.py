@@ -57,8 +57,18 @@ class Browser:
     dialogs: list[str] = field(default_factory=list)
 
     def open(self, path: Path, *, timeout_ms: int = 60_000) -> float:
-        """Open ``path``, wait until every figure is drawn, return the seconds taken."""
+        """Open ``path``, wait until every figure is drawn, return the seconds taken.
+
+        The report marks ``<html data-ready>`` once its tables are filled and
+        its figures drawn; the figures are also checked one by one.
+        """
         self.page.goto(path.resolve().as_uri(), wait_until="load", timeout=timeout_ms)
+        self.page.wait_for_function(
+            "() => document.documentElement.dataset.ready", timeout=timeout_ms
+        )
+        assert self.page.evaluate("() => document.documentElement.dataset.ready") == (
+            "true"
+        ), self.console_errors
         self.page.wait_for_function(
             "() => { const figures = document.querySelectorAll('.figure');"
             " return figures.length > 0 && [...figures].every("
