@@ -611,80 +611,74 @@ def _layer_entries(target: Any) -> list[pd.DataFrame]:
 
 
 def _efficiency_rule(metrics: DiveMetrics, rules: CIRules) -> RuleResult:
-    name, value, threshold = (
+    value, threshold = metrics.efficiency, rules.lowest_efficiency
+    return _rule_result(
         "lowestEfficiency",
-        metrics.efficiency,
-        rules.lowest_efficiency,
-    )
-    if threshold is None:
-        return RuleResult(name, value, None, "skipped", "rule disabled")
-    if threshold > value:
-        return _below_floor(metrics, rules, name, value, threshold) or RuleResult(
-            name,
-            value,
-            threshold,
-            "failed",
-            f"efficiency {value!r} is below the lowest allowed {threshold!r}",
-        )
-    return RuleResult(
-        name, value, threshold, "passed", f"efficiency {value!r} >= {threshold!r}"
+        value,
+        threshold,
+        failing=threshold is not None and threshold > value,
+        failed=f"efficiency {value!r} is below the lowest allowed {threshold!r}",
+        passed=f"efficiency {value!r} >= {threshold!r}",
+        exempt=_floor_message(metrics, rules, value, threshold),
     )
 
 
 def _wasted_bytes_rule(metrics: DiveMetrics, rules: CIRules) -> RuleResult:
-    name, value = "highestWastedBytes", metrics.inefficient_bytes
-    threshold = rules.highest_wasted_bytes
-    if threshold is None:
-        return RuleResult(name, value, None, "skipped", "rule disabled")
-    if value > threshold:
-        return RuleResult(
-            name,
-            value,
-            threshold,
-            "failed",
-            f"{value} bytes wasted, more than the highest allowed {threshold}",
-        )
-    return RuleResult(
-        name, value, threshold, "passed", f"{value} bytes wasted <= {threshold}"
+    value, threshold = metrics.inefficient_bytes, rules.highest_wasted_bytes
+    return _rule_result(
+        "highestWastedBytes",
+        value,
+        threshold,
+        failing=threshold is not None and value > threshold,
+        failed=f"{value} bytes wasted, more than the highest allowed {threshold}",
+        passed=f"{value} bytes wasted <= {threshold}",
     )
 
 
 def _user_wasted_rule(metrics: DiveMetrics, rules: CIRules) -> RuleResult:
-    name, value = "highestUserWastedPercent", metrics.user_wasted_percent
-    threshold = rules.highest_user_wasted_percent
-    if threshold is None:
-        return RuleResult(name, value, None, "skipped", "rule disabled")
-    if threshold < value:
-        return _below_floor(metrics, rules, name, value, threshold) or RuleResult(
-            name,
-            value,
-            threshold,
-            "failed",
-            f"wasted bytes per user byte {value!r} is above the highest "
-            f"allowed {threshold!r}",
-        )
-    return RuleResult(
-        name,
+    value, threshold = metrics.user_wasted_percent, rules.highest_user_wasted_percent
+    return _rule_result(
+        "highestUserWastedPercent",
         value,
         threshold,
-        "passed",
-        f"wasted bytes per user byte {value!r} <= {threshold!r}",
+        failing=threshold is not None and threshold < value,
+        failed=f"wasted bytes per user byte {value!r} is above the highest "
+        f"allowed {threshold!r}",
+        passed=f"wasted bytes per user byte {value!r} <= {threshold!r}",
+        exempt=_floor_message(metrics, rules, value, threshold),
     )
 
 
-def _below_floor(
-    metrics: DiveMetrics, rules: CIRules, name: str, value: float, threshold: float
-) -> RuleResult | None:
+def _rule_result(
+    name: str,
+    value: float,
+    threshold: float | None,
+    *,
+    failing: bool,
+    failed: str,
+    passed: str,
+    exempt: str | None = None,
+) -> RuleResult:
+    """Return a rule's outcome; ``exempt`` turns a failing rule into a pass."""
+    if threshold is None:
+        return RuleResult(name, value, None, "skipped", "rule disabled")
+    if not failing:
+        return RuleResult(name, value, threshold, "passed", passed)
+    if exempt is None:
+        return RuleResult(name, value, threshold, "failed", failed)
+    return RuleResult(name, value, threshold, "passed", exempt)
+
+
+def _floor_message(
+    metrics: DiveMetrics, rules: CIRules, value: float, threshold: float | None
+) -> str | None:
+    """Return why a ratio rule passes below ``min_wasted_bytes``, or None."""
     wasted = metrics.inefficient_bytes
     if wasted >= rules.min_wasted_bytes:
         return None
-    return RuleResult(
-        name,
-        value,
-        threshold,
-        "passed",
+    return (
         f"{value!r} is out of bounds ({threshold!r}), but only {wasted} bytes are "
-        f"wasted, below min_wasted_bytes {rules.min_wasted_bytes}",
+        f"wasted, below min_wasted_bytes {rules.min_wasted_bytes}"
     )
 
 

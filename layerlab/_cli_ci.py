@@ -7,10 +7,8 @@ image, invalid rule value, missing config file).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import sys
 from typing import Any
 
 from rich.console import Console
@@ -20,7 +18,7 @@ from rich.text import Text
 from ._ci import CIResult, evaluate_ci, load_ci_rules
 from ._errors import LayerlabError
 from ._format import human_bytes
-from .cli import add_image_options, open_from_args, stderr_console
+from .cli import add_image_options, open_from_args, print_json, stderr_console
 
 DEFAULT_CONFIG = ".dive-ci"
 TOP_FILES = 10
@@ -101,21 +99,20 @@ def _add_rule_options(parser: argparse.ArgumentParser) -> None:
 def run_ci(args: argparse.Namespace) -> int:
     """Run ``layerlab ci`` and return its exit code."""
     try:
-        result, reference = _evaluate(args)
+        result, reference, rules_file = _evaluate(args)
     except LayerlabError as error:
         stderr_console().print(
             f"layerlab: error: {error}", markup=False, highlight=False, soft_wrap=True
         )
         return 2
     if args.json:
-        json.dump(result_json(result, reference), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(result_json(result, reference, rules_file=rules_file))
     else:
-        print_result(result, reference, Console())
+        print_result(result, reference, Console(), rules_file=rules_file)
     return 0 if result.passed else 1
 
 
-def _evaluate(args: argparse.Namespace) -> tuple[CIResult, str]:
+def _evaluate(args: argparse.Namespace) -> tuple[CIResult, str, str | None]:
     config = args.ci_config
     if config is None and os.path.isfile(DEFAULT_CONFIG):
         config = DEFAULT_CONFIG
@@ -130,7 +127,7 @@ def _evaluate(args: argparse.Namespace) -> tuple[CIResult, str]:
         },
     )
     with open_from_args(args, args.ref) as image:
-        return evaluate_ci(image, rules), image.reference
+        return evaluate_ci(image, rules), image.reference, config
 
 
 def _number(value: float | None) -> float | None:
@@ -141,12 +138,19 @@ def _number(value: float | None) -> float | None:
     return value
 
 
-def result_json(result: CIResult, reference: str) -> dict[str, Any]:
-    """Return the ``ci --json`` document for ``result``."""
+def result_json(
+    result: CIResult, reference: str, *, rules_file: str | None = None
+) -> dict[str, Any]:
+    """Return the ``ci --json`` document for ``result``.
+
+    ``rules_file`` is the ``.dive-ci`` file the rules were read from, None
+    when dive's defaults were the starting point.
+    """
     metrics = result.metrics
     files = metrics.inefficiencies
     return {
         "reference": reference,
+        "rules_file": rules_file,
         "passed": result.passed,
         "rules": [
             {
@@ -177,10 +181,23 @@ def result_json(result: CIResult, reference: str) -> dict[str, Any]:
     }
 
 
-def print_result(result: CIResult, reference: str, console: Console) -> None:
-    """Print ``result`` as readable text."""
+def print_result(
+    result: CIResult,
+    reference: str,
+    console: Console,
+    *,
+    rules_file: str | None = None,
+) -> None:
+    """Print ``result`` as readable text.
+
+    ``rules_file`` is the ``.dive-ci`` file the rules were read from, None
+    when dive's defaults were the starting point.
+    """
     metrics = result.metrics
     console.print(Text(reference, style="bold"))
+    console.print(
+        _rules_line(rules_file), markup=False, highlight=False, soft_wrap=True
+    )
     console.print(f"  efficiency          {metrics.efficiency:.4%}")
     console.print(
         f"  wasted bytes        {metrics.inefficient_bytes} bytes "
@@ -203,6 +220,15 @@ def print_result(result: CIResult, reference: str, console: Console) -> None:
         console.print(f"  [{style}]{word}[/{style}]  {rule.name}: ", end="")
         console.print(rule.message, markup=False, highlight=False)
     console.print(_summary(result))
+
+
+def _rules_line(rules_file: str | None) -> str:
+    # dive 0.13.1 (cmd/ci.go) also prints the CI config file it read, or that
+    # it used its defaults.
+    source = rules_file
+    if source is None:
+        source = f"./{DEFAULT_CONFIG} not found, dive's defaults used"
+    return f"  rules file          {source}"
 
 
 def _files_table(result: CIResult) -> Table:

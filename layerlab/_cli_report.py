@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import sys
 from typing import Any
 
 from rich.console import Console
@@ -112,6 +110,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _samples(args: argparse.Namespace) -> int:
+    from .cli import print_json
+
     samples = list_samples()
     if args.json:
         document = [
@@ -124,8 +124,7 @@ def _samples(args: argparse.Namespace) -> int:
             }
             for sample in samples
         ]
-        json.dump(document, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(document)
         return 0
 
     table = Table(title="bundled samples", title_justify="left")

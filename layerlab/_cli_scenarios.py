@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import sys
 from typing import Any
 
 import pandas as pd
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn
 from rich.table import Table
 
-from ._format import human_bytes
+from .cli import RichProgress, print_json
 
 _STAND_IN_CHOICES = {"auto": None, "always": True, "never": False}
 
@@ -131,8 +131,7 @@ def _list(args: argparse.Namespace) -> int:
             }
             for scenario in scenarios
         ]
-        json.dump(document, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(document)
         return 0
 
     table = Table(title="scenarios", title_justify="left", show_lines=True)
@@ -178,8 +177,7 @@ def _build(args: argparse.Namespace) -> int:
             ),
             "notes": _notes(runs),
         }
-        json.dump(document, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(document)
         return 0
 
     console = Console()
@@ -192,18 +190,18 @@ def _build(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from ._image import open_image
     from ._report import report
-    from .cli import stderr_console
+    from .cli import print_written, stderr_console
     from .scenarios import against_slides, results_table
 
     runs = _run_builds(args)
     results = results_table(runs)
     section = _comparison_html(against_slides(results), results, _notes(runs))
     tags = list(dict.fromkeys(results["tag"]))
-    images = []
-    try:
+    with contextlib.ExitStack() as stack:
         with stderr_console().status("reading the images"):
-            for tag in tags:
-                images.append(open_image(f"docker-daemon:{tag}"))
+            images = [
+                stack.enter_context(open_image(f"docker-daemon:{tag}")) for tag in tags
+            ]
         path = report(
             images,
             args.output,
@@ -211,13 +209,7 @@ def _report(args: argparse.Namespace) -> int:
             title="layerlab scenarios",
             comparison_html=section,
         )
-    finally:
-        for image in images:
-            image.close()
-    size = human_bytes(path.stat().st_size)
-    Console().print(
-        f"wrote {path} ({size})", markup=False, highlight=False, soft_wrap=True
-    )
+    print_written(path)
     return 0
 
 
@@ -289,33 +281,13 @@ def _hits(row: Any) -> str:
     return " then ".join(parts)
 
 
-class _StepProgress:
+class _StepProgress(RichProgress):
     """A rich bar on standard error counting the steps of each build."""
 
-    def __init__(self, console: Console) -> None:
-        self._console = console
-        self._progress: Progress | None = None
-        self._task: Any = None
-
-    def start(self, total: int, description: str) -> None:
-        if not self._console.is_terminal or total <= 0:
-            return
-        self._progress = Progress(
+    def _columns(self) -> tuple[ProgressColumn, ...]:
+        return (
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("steps"),
-            console=self._console,
-            transient=True,
         )
-        self._progress.start()
-        self._task = self._progress.add_task(description, total=total)
-
-    def advance(self, amount: int) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task, amount)
-
-    def finish(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None

@@ -355,8 +355,41 @@ def directory_sizes(
     table = table.astype("int64").reset_index(names="directory")
     table["size_change"] = table["size_after"] - table["size_before"]
     table["depth"] = table["directory"].str.count("/") + 1
+    return largest_change_first(table)
+
+
+def largest_change_first(table: pd.DataFrame) -> pd.DataFrame:
+    """Return ``table`` ordered by the absolute ``size_change``, largest first.
+
+    Rows with equal changes keep their order. The index is reset.
+    """
     order = table["size_change"].abs().sort_values(ascending=False, kind="stable")
     return table.loc[order.index].reset_index(drop=True)
+
+
+def counted_diff_sizes(
+    diff: pd.DataFrame, before: pd.DataFrame, after: pd.DataFrame
+) -> pd.DataFrame:
+    """Return ``diff`` with its sizes counted as :func:`directory_sizes` counts them.
+
+    ``before`` and ``after`` are the filesystems the diff was made from. A
+    hardlink whose group is counted at another path gets 0, so a sum over
+    rows counts shared content once. The index and other columns are kept.
+    """
+    paths = diff["path"].astype(str)
+    size_before = _sizes_by_path(before).reindex(paths, fill_value=0).to_numpy()
+    size_after = _sizes_by_path(after).reindex(paths, fill_value=0).to_numpy()
+    return diff.assign(
+        size_before=size_before,
+        size_after=size_after,
+        size_change=size_after - size_before,
+    )
+
+
+def _sizes_by_path(filesystem: pd.DataFrame) -> pd.Series:
+    return pd.Series(
+        content_sizes(filesystem).to_numpy(), index=filesystem["path"].astype(str)
+    )
 
 
 def _per_directory(filesystem: pd.DataFrame, depth: int) -> pd.Series:

@@ -13,7 +13,9 @@ import logging
 import math
 import os
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -23,6 +25,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -40,24 +43,27 @@ logger = logging.getLogger("layerlab")
 
 
 class RichProgress:
-    """A progress hook that draws a rich bar on standard error."""
+    """A progress hook that draws a rich bar of bytes on standard error."""
 
     def __init__(self, console: Console) -> None:
         self._console = console
         self._progress: Progress | None = None
         self._task: Any = None
 
-    def start(self, total: int, description: str) -> None:
-        if not self._console.is_terminal or total <= 0:
-            return
-        self._progress = Progress(
+    def _columns(self) -> tuple[ProgressColumn, ...]:
+        return (
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
-            console=self._console,
-            transient=True,
+        )
+
+    def start(self, total: int, description: str) -> None:
+        if not self._console.is_terminal or total <= 0:
+            return
+        self._progress = Progress(
+            *self._columns(), console=self._console, transient=True
         )
         self._progress.start()
         self._task = self._progress.add_task(description, total=total)
@@ -101,12 +107,56 @@ def open_from_args(args: argparse.Namespace, ref: str) -> Any:
     """Open ``ref`` with the shared image options, showing a progress bar."""
     from ._image import open_image
 
-    return open_image(
+    started = time.perf_counter()
+    image = open_image(
         ref,
         platform=args.platform,
         hash_content=not args.no_hash,
         cache=not args.no_cache,
         progress=RichProgress(stderr_console()),
+    )
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "opened %s, platform %s: %d layers in %.2f s",
+            _source_text(ref),
+            _platform_text(image.config),
+            len(image.layers),
+            time.perf_counter() - started,
+        )
+    return image
+
+
+def _source_text(ref: str) -> str:
+    # open_image has parsed ref already. Parsing it again reads the tar
+    # headers of a plain path, so open_from_args does it only for the log.
+    from ._refs import parse_reference
+
+    reference = parse_reference(ref)
+    kind = _LOCATION_KINDS.get(reference.transport, "file")
+    text = f"{reference.transport} {kind} {reference.location}"
+    return f"{text}, image {reference.name}" if reference.name else text
+
+
+_LOCATION_KINDS = {"oci": "directory", "docker-daemon": "image"}
+
+
+def _platform_text(config: dict[str, Any]) -> str:
+    parts = [config.get(key) for key in ("os", "architecture", "variant")]
+    return "/".join(str(part) for part in parts if part) or "unknown"
+
+
+def print_json(document: Any) -> None:
+    """Print ``document`` as indented JSON on standard output."""
+    json.dump(document, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def print_written(path: Path) -> None:
+    """Print the path and size of a file the command wrote, on standard output."""
+    size = human_bytes(path.stat().st_size)
+    # soft_wrap keeps a long path on one line, as scripts that read it expect.
+    Console().print(
+        f"wrote {path} ({size})", markup=False, highlight=False, soft_wrap=True
     )
 
 
@@ -118,8 +168,7 @@ def _analyze(args: argparse.Namespace) -> int:
         if args.csv:
             _write_tables(image, args.csv, "csv")
         if args.json:
-            json.dump(analysis_json(image), sys.stdout, indent=2)
-            sys.stdout.write("\n")
+            print_json(analysis_json(image))
         else:
             print_summary(image, Console(), top=args.top)
     return 0
@@ -266,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose",
         action="count",
         default=0,
-        help="log more (repeat for debug output)",
+        help="log which image source was read, what came from the cache and "
+        "how long it took, and with -vv each layer",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -349,13 +399,34 @@ def _print_error(message: str) -> None:
     )
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Write each record to the ``sys.stderr`` of the moment.
+
+    rich's live progress display and pytest's capture both replace
+    ``sys.stderr`` after the handler is made. Writing through the current
+    one keeps log lines above the progress bar.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def _configure_logging(verbosity: int) -> None:
+    # Configure layerlab's logger alone, so that -vv does not turn on the
+    # debug output of the docker SDK and urllib3.
     level = logging.WARNING
     if verbosity == 1:
         level = logging.INFO
     elif verbosity > 1:
         level = logging.DEBUG
-    logging.basicConfig(level=level, format="layerlab: %(levelname)s: %(message)s")
+    for handler in list(logger.handlers):
+        if isinstance(handler, _StderrHandler):
+            logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("layerlab: %(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 if __name__ == "__main__":

@@ -459,3 +459,34 @@ def test_cli_json_without_ratio(tmp_path: Path, monkeypatch, capsys) -> None:
     document = json.loads(capsys.readouterr().out)
     # NaN has no JSON spelling, so the ratio of a one-layer image is null.
     assert document["user_wasted_percent"] is None
+
+
+def test_cli_names_rules_file(
+    archive: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ref = f"docker-archive:{archive}"
+    assert main(["ci", ref, "--no-cache"]) == 1
+    defaults = "  rules file          ./.dive-ci not found, dive's defaults used"
+    assert capsys.readouterr().out.splitlines()[1] == defaults
+
+    (tmp_path / ".dive-ci").write_text("rules:\n  lowestEfficiency: 0.8\n")
+    assert main(["ci", ref, "--no-cache"]) == 1
+    assert capsys.readouterr().out.splitlines()[1] == "  rules file          .dive-ci"
+
+    (tmp_path / "strict.yaml").write_text("rules:\n  lowestEfficiency: 0.99\n")
+    assert main(["ci", ref, "--no-cache", "--ci-config", "strict.yaml"]) == 1
+    output = capsys.readouterr().out.splitlines()
+    assert output[1] == "  rules file          strict.yaml"
+
+
+def test_cli_json_names_rules_file(
+    archive: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ref = f"docker-archive:{archive}"
+    main(["ci", ref, "--no-cache", "--json"])
+    assert json.loads(capsys.readouterr().out)["rules_file"] is None
+    (tmp_path / ".dive-ci").write_text("rules:\n  lowestEfficiency: 0.8\n")
+    main(["ci", ref, "--no-cache", "--json"])
+    assert json.loads(capsys.readouterr().out)["rules_file"] == ".dive-ci"

@@ -20,7 +20,7 @@ from handmade import (
 )
 
 import layerlab
-from layerlab._compare import compare, comparison_html
+from layerlab._compare import compare, comparison_html, counted_diff_sizes
 from layerlab._compare_plots import change_treemap, sizes_figure, waterfalls_figure
 from layerlab._pull import pull_cost, pull_seconds
 
@@ -300,6 +300,30 @@ def test_directory_sizes_count_hardlinks_once(tmp_path: Path) -> None:
     assert table.loc["doc", "size_change"] == 0
     assert moved.loc["opt", "size_change"] == 1
     assert moved.loc["lib", "size_after"] == 0
+
+
+def test_counted_diff_sizes_count_hardlinks_once(tmp_path: Path) -> None:
+    with compare(*map(str, _three(tmp_path))) as comparison:
+        diff = comparison.diffs["grown"]
+        before, after = (image.filesystem for image in comparison.images[:2])
+        counted_rows = counted_diff_sizes(diff, before, after)
+    assert list(counted_rows.columns) == list(diff.columns)
+    counted = counted_rows.set_index("path")
+    # In the base, lib/b shares lib/a's 100 bytes, which count at lib/a. In
+    # grown, lib/a has 300 bytes of its own and lib/b alone keeps the 100.
+    assert counted.loc["lib/a", "size_before"] == 100
+    assert counted.loc["lib/a", "size_after"] == 300
+    assert counted.loc["lib/b", "size_before"] == 0
+    assert counted.loc["lib/b", "size_after"] == 100
+    assert counted.loc["lib/b", "size_change"] == 100
+    # After: README, bin/tool/run, doc/x, lib/a and lib/b. Before: README,
+    # bin/tool, doc/x and the lib group.
+    assert counted["size_change"].sum() == (10 + 5 + 40 + 300 + 100) - (
+        10 + 500 + 40 + 100
+    )
+    # The file list keeps each path's own size.
+    by_path = diff.set_index("path")
+    assert by_path.loc["lib/b", "size_before"] == 100
 
 
 def test_pull_by_chain_and_unique(tmp_path: Path) -> None:

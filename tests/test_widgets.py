@@ -13,12 +13,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from handmade import write_oci_archive
+from handmade import Layer, directory, file, hardlink, write_oci_archive
 from plotly.callbacks import InputDeviceState, Points
 from report_images import HOSTILE_NAMES, hostile_layers, large_layers
 from widget_images import write_after_image, write_small_image
 
 import layerlab
+from layerlab._compare import DIFF_CHANGES
 from layerlab._summary import summary_html
 from layerlab.widgets import CompareView, LayerExplorer
 from layerlab.widgets._explorer import MORE_PREFIX
@@ -437,6 +438,35 @@ def test_compare_directory_chart(small: Any, after: Any) -> None:
     compare.set_filters(changes=["unchanged"], directory="etc")
     assert list(deltas.y) == []
     assert compare.charts.layout.annotations[0].text.startswith("no change")
+
+
+def test_compare_chart_counts_hardlinks_once(tmp_path: Path) -> None:
+    base = Layer(
+        [
+            directory("lib"),
+            file("lib/a", b"a" * 100),
+            hardlink("lib/b", "lib/a"),
+            file("etc", b"e" * 10),
+        ]
+    )
+    rewrite = Layer([directory("lib"), file("lib/a", b"A" * 300)])
+    before = write_oci_archive(tmp_path / "before.tar", [base])
+    after = write_oci_archive(tmp_path / "after.tar", [base, rewrite])
+    compare = CompareView([str(before), str(after)])
+    # lib contains 100 bytes before (a and b share them) and 400 after (a's
+    # own 300, and the old 100 that only b keeps).
+    assert "final size change +300 B" in compare.status.value
+    directories = compare.comparison.directories["after"].set_index("directory")
+    assert directories.loc["lib", "size_change"] == 300
+
+    # The chart sums the paths shown. By default that is lib/a alone, since
+    # lib/b is unchanged, and with every change kind shown it is all 300.
+    deltas = compare.charts.data[compare._delta_trace]
+    assert list(deltas.y) == ["/lib"]
+    assert list(deltas.x) == [200]
+    compare.set_filters(changes=DIFF_CHANGES)
+    assert list(deltas.x) == [300]
+    compare.comparison.close()
 
 
 def test_compare_reverse_pair(small: Any, after: Any) -> None:

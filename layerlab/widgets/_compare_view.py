@@ -14,9 +14,17 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .. import plot
-from .._compare import DIFF_CHANGES, Comparison, compare, filesystem_diff
+from .._compare import (
+    DIFF_CHANGES,
+    Comparison,
+    compare,
+    counted_diff_sizes,
+    filesystem_diff,
+    largest_change_first,
+)
 from .._errors import OptionError
 from .._format import human_bytes
+from ._base import ChartBox, filter_row
 from ._diff import directory_deltas, select_diff
 from ._static import compare_html
 from ._table import RowTable
@@ -38,7 +46,7 @@ _SIZE_SERIES = (
 )
 
 
-class CompareView(widgets.VBox):  # type: ignore[misc]
+class CompareView(ChartBox):
     """Compare images: sizes side by side, and the file diff of two of them.
 
     The numbers come from :func:`layerlab.compare`. The chart on the left
@@ -73,13 +81,13 @@ class CompareView(widgets.VBox):  # type: ignore[misc]
         self.max_rows = max_rows
         self.timings: dict[str, float] = {}
         self._diffs: dict[tuple[int, int], pd.DataFrame] = {}
+        self._counted: dict[tuple[int, int], pd.DataFrame] = {}
         self.rows = pd.DataFrame()
         self._holding = False
         self._build_controls()
         self.file_table = RowTable(columns=_FILE_COLUMNS, watch_charts=True)
         self.file_table.add_class("ll-diff")
         self.file_table.on_event("chart-drawn", lambda _key: self._fit_charts())
-        self._fits = 0
         self.charts = self._build_charts() if charts else None
         super().__init__(children=self._layout())
         self.add_class("ll-widget")
@@ -153,21 +161,13 @@ class CompareView(widgets.VBox):  # type: ignore[misc]
         )
         figure.update_xaxes(**plot.BYTE_AXIS)
         figure.update_yaxes(autorange="reversed", automargin=True)
-        widget = go.FigureWidget(figure)
-        widget.layout.autosize = True
+        widget = self._chart_widget(figure)
         self._delta_trace = len(widget.data) - 1
         widget.data[self._delta_trace].on_click(self._on_directory_click)
         return widget
 
     def _layout(self) -> list[widgets.Widget]:
-        filters = widgets.HBox(
-            [
-                widgets.Label("show"),
-                *self.change_buttons.values(),
-                self.directory_dropdown,
-            ],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
-        )
+        filters = filter_row(*self.change_buttons.values(), self.directory_dropdown)
         parts: list[widgets.Widget] = [
             widgets.HBox([self.before_dropdown, self.after_dropdown]),
         ]
@@ -196,6 +196,15 @@ class CompareView(widgets.VBox):  # type: ignore[misc]
                 first, second = (self.images[index] for index in pair)
                 self._diffs[pair] = filesystem_diff(first.filesystem, second.filesystem)
         return self._diffs[pair]
+
+    def _counted_diff(self) -> pd.DataFrame:
+        # The chart and the net change count hardlinked content once, as
+        # Comparison.directories does. The file list keeps each path's size.
+        pair = self.pair
+        if pair not in self._counted:
+            first, second = (self.images[index].filesystem for index in pair)
+            self._counted[pair] = counted_diff_sizes(self.diff(), first, second)
+        return self._counted[pair]
 
     def set_filters(self, *, changes: Any = None, directory: str | None = None) -> None:
         """Set the change kinds and the directory shown; None leaves one as it is.
@@ -259,13 +268,6 @@ class CompareView(widgets.VBox):  # type: ignore[misc]
             directory = str(trace.customdata[points.point_inds[0]][0])
             self._set_directory(directory)
 
-    def _fit_charts(self) -> None:
-        # Any relayout makes plotly read its container's width again; meta is
-        # a layout field that nothing else reads.
-        if self.charts is not None:
-            self._fits += 1
-            self.charts.layout.meta = {"fitted": self._fits}
-
     def _changes(self) -> list[str]:
         return [name for name, button in self.change_buttons.items() if button.value]
 
@@ -274,13 +276,11 @@ class CompareView(widgets.VBox):  # type: ignore[misc]
         directory = str(self.directory_dropdown.value)
         diff = self.diff()
         chosen = select_diff(diff, changes=self._changes(), directory=directory)
-        order = chosen["size_change"].abs().sort_values(ascending=False, kind="stable")
-        order = order.index
-        self.rows = chosen.loc[order].head(self.max_rows).reset_index(drop=True)
+        self.rows = largest_change_first(chosen).head(self.max_rows)
         self.file_table.set_rows(_file_rows(self.rows))
         self.status.value = self._status_html(diff, chosen)
         if self.charts is not None:
-            self._draw_deltas(chosen, directory)
+            self._draw_deltas(self._counted_diff().loc[chosen.index], directory)
         self.timings["draw"] = time.perf_counter() - started
 
     def _draw_deltas(self, chosen: pd.DataFrame, directory: str) -> None:
@@ -316,6 +316,7 @@ class CompareView(widgets.VBox):  # type: ignore[misc]
     def _status_html(self, diff: pd.DataFrame, chosen: pd.DataFrame) -> str:
         before, after = self.pair
         counts = diff["change"].value_counts()
+        net = self._counted_diff()["size_change"].sum()
         layers = self._shared_layers()
         parts = [
             f"<b>{html.escape(_short(self.names[before]))}</b> → "
@@ -323,7 +324,7 @@ class CompareView(widgets.VBox):  # type: ignore[misc]
             + ", ".join(
                 f"{int(counts.get(name, 0)):,} {name}" for name in DIFF_CHANGES
             ),
-            f"final size change {_signed_bytes(int(diff['size_change'].sum()))}",
+            f"final size change {_signed_bytes(int(net))}",
             (
                 f"{layers['shared']} layers shared "
                 f"({human_bytes(layers['shared_bytes'])} compressed), "
@@ -343,13 +344,6 @@ class CompareView(widgets.VBox):  # type: ignore[misc]
             "only_before": int((before & ~after).sum()),
             "only_after": int((after & ~before).sum()),
         }
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        # Where no widget frontend runs, the static HTML shows.
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        data["text/html"] = self.static_html()
-        return bundle
 
     def static_html(self) -> str:
         """Return a static HTML view: sizes per image and the drawn file list."""

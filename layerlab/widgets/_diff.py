@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._compare import largest_change_first
+
 
 def select_diff(
     diff: pd.DataFrame, *, changes: Any, directory: str = ""
@@ -31,7 +33,8 @@ def directory_deltas(
     Columns: ``directory``, ``size_before``, ``size_after``, ``size_change``,
     ``paths`` (changed paths below it). The ``top`` largest changes by
     absolute value come first. Files directly in ``directory`` are summed
-    as ``directory`` itself.
+    as ``directory`` itself. Hardlinked content counts once where ``diff``
+    comes from :func:`~layerlab._compare.counted_diff_sizes`.
     """
     prefix = directory.strip("/")
     start = len(prefix) + 1 if prefix else 0
@@ -47,9 +50,7 @@ def directory_deltas(
     grouped = table.groupby("directory", as_index=False).sum()
     grouped["size_change"] = grouped["size_after"] - grouped["size_before"]
     grouped = grouped[(grouped["size_change"] != 0) | (grouped["paths"] > 0)]
-    order = grouped["size_change"].abs().sort_values(ascending=False, kind="stable")
-    order = order.index
-    return grouped.loc[order].head(top).reset_index(drop=True)
+    return largest_change_first(grouped).head(top)
 
 
 def _child(rest: str, prefix: str) -> str:

@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 from .. import plot
 from .._errors import OptionError
 from .._format import human_bytes, short_command
+from ._base import ChartBox, filter_row
 from ._history import path_history
 from ._static import explorer_html
 from ._table import RowTable
@@ -62,7 +63,7 @@ def _open(image: Any) -> Any:
     return image
 
 
-class LayerExplorer(widgets.VBox):  # type: ignore[misc]
+class LayerExplorer(ChartBox):
     """Browse an image the way dive does, in a notebook.
 
     The explorer shows a layer list with each layer's instruction, size and
@@ -126,7 +127,6 @@ class LayerExplorer(widgets.VBox):  # type: ignore[misc]
         self.history = pd.DataFrame()
         self._history_path = ""
         self._holding = False
-        self._fits = 0
 
         self._build_controls(mode)
         self._build_tables()
@@ -230,8 +230,7 @@ class LayerExplorer(widgets.VBox):  # type: ignore[misc]
             xaxis=waterfall.layout.xaxis.to_plotly_json(),
             yaxis=waterfall.layout.yaxis.to_plotly_json(),
         )
-        widget = go.FigureWidget(figure)
-        widget.layout.autosize = True
+        widget = self._chart_widget(figure)
         self._treemap_trace = len(widget.data) - 1
         for trace in widget.data[:2]:
             trace.on_click(self._on_bar_click)
@@ -239,16 +238,12 @@ class LayerExplorer(widgets.VBox):  # type: ignore[misc]
         return widget
 
     def _layout(self) -> list[widgets.Widget]:
-        filters = widgets.HBox(
-            [
-                widgets.Label("show"),
-                *self.change_buttons.values(),
-                self.pattern_text,
-                self.syntax_buttons,
-                self.min_size_text,
-                self.sort_dropdown,
-            ],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
+        filters = filter_row(
+            *self.change_buttons.values(),
+            self.pattern_text,
+            self.syntax_buttons,
+            self.min_size_text,
+            self.sort_dropdown,
         )
         history = widgets.VBox(
             [self.history_title, self.history_table],
@@ -528,13 +523,6 @@ class LayerExplorer(widgets.VBox):  # type: ignore[misc]
         self._treemap_key = key
         self.timings["treemap"] = time.perf_counter() - started
 
-    def _fit_charts(self) -> None:
-        # Any relayout makes plotly read its container's width again; meta is
-        # a layout field that nothing else reads.
-        if self.charts is not None:
-            self._fits += 1
-            self.charts.layout.meta = {"fitted": self._fits}
-
     def _mark_waterfall(self) -> None:
         if self.charts is None:
             return
@@ -630,14 +618,6 @@ class LayerExplorer(widgets.VBox):  # type: ignore[misc]
                 ]
             )
         return rows
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        # Where no widget frontend runs (an HTML export of a notebook saved
-        # without widget state, a plain viewer), the static HTML shows.
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        data["text/html"] = self.static_html()
-        return bundle
 
     def static_html(self) -> str:
         """Return a static HTML view: the summary, a waterfall, the drawn tree."""
