@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 
 import pandas as pd
@@ -52,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _compare(args: argparse.Namespace) -> int:
     from ._compare import MAX_IMAGES, compare
     from ._errors import OptionError
-    from .cli import open_from_args
+    from .cli import open_from_args, print_json
 
     if not 2 <= len(args.refs) <= MAX_IMAGES:
         raise OptionError(
@@ -64,8 +62,7 @@ def _compare(args: argparse.Namespace) -> int:
             images.append(open_from_args(args, ref))
         comparison = compare(*images, labels=args.label)
         if args.json:
-            json.dump(comparison_json(comparison, top=args.top), sys.stdout, indent=2)
-            sys.stdout.write("\n")
+            print_json(comparison_json(comparison, top=args.top))
         else:
             _print(comparison, Console(), args.top)
     finally:
@@ -125,16 +122,19 @@ def _print(comparison: Any, console: Console, top: int) -> None:
         )
     console.print(table)
     for label, diff in comparison.diffs.items():
-        console.print(_diff_table(comparison.labels[0], label, diff, top))
+        net = comparison.net_change(label)
+        console.print(_diff_table(comparison.labels[0], label, diff, net, top))
         console.print(_directory_table(label, comparison.directories[label], top))
 
 
-def _diff_table(baseline: str, label: str, diff: pd.DataFrame, top: int) -> Table:
+def _diff_table(
+    baseline: str, label: str, diff: pd.DataFrame, net: int, top: int
+) -> Table:
     changed = _changed(diff)
-    net = human_bytes(int(diff["size_change"].sum()))
     table = Table(
         title=escape(
-            f"{label} against {baseline}: {len(changed)} paths changed, net {net}"
+            f"{label} against {baseline}: {len(changed)} paths changed, "
+            f"net {human_bytes(net)}"
         ),
         title_justify="left",
     )

@@ -94,6 +94,23 @@ class Comparison:
     directories: dict[str, pd.DataFrame] = field(default_factory=dict)
     _owned: list[Any] = field(default_factory=list, repr=False)
 
+    def net_change(self, label: str) -> int:
+        """Return how many content bytes the final filesystem of ``label`` adds.
+
+        The change is against the baseline's final filesystem, negative when
+        the image is smaller, with each hardlinked file counted once.
+        """
+        if label not in self.diffs:
+            raise OptionError(
+                f"no image labelled {label!r} after the baseline; "
+                f"the labels are {', '.join(self.labels[1:])}"
+            )
+        image = self.images[self.labels.index(label)]
+        counted = counted_diff_sizes(
+            self.diffs[label], self.images[0].filesystem, image.filesystem
+        )
+        return int(counted["size_change"].sum())
+
     def close(self) -> None:
         """Close the images that :func:`compare` opened from references."""
         for image in self._owned:
@@ -433,16 +450,22 @@ def content_sizes(filesystem: pd.DataFrame) -> pd.Series:
 
 
 def comparison_html(
-    comparison: Comparison, *, top: int = 50, charts: bool = False
+    comparison: Comparison,
+    *,
+    top: int = 50,
+    charts: bool = False,
+    figures_html: Sequence[str] = (),
 ) -> str:
     """Return the comparison as an HTML section, every image-given text escaped.
 
     ``charts`` adds the size chart and the side-by-side waterfalls as plotly
-    divs, for a page that already loads plotly.js (the report does).
+    divs, for a page that already loads plotly.js. ``figures_html`` is
+    markup placed under the heading instead, which must already be escaped
+    (the report puts its own chart elements there).
     """
     from ._compare_plots import sizes_figure, waterfalls_figure
 
-    parts = ['<div class="layerlab-comparison"><h2>Comparison</h2>']
+    parts = ['<div class="layerlab-comparison"><h2>Comparison</h2>', *figures_html]
     if charts:
         for figure in (sizes_figure(comparison), waterfalls_figure(comparison)):
             parts.append(figure.to_html(include_plotlyjs=False, full_html=False))
@@ -479,7 +502,7 @@ def _diff_section(
     summary = ", ".join(
         f"{int(counts.get(name, 0))} {name}" for name in DIFF_CHANGES[:-1]
     )
-    net = human_bytes(int(diff["size_change"].sum()))
+    net = human_bytes(comparison.net_change(label))
     directories = comparison.directories[label]
     return [
         f"<h3>{html.escape(label)} against {html.escape(baseline)}</h3>",

@@ -97,8 +97,9 @@ def _add_waterfall(figure: Any, image: Any, baseline: set[str], column: int) -> 
     steps = [
         html.escape(f"{index}: {command}") for index, command in enumerate(commands)
     ]
-    shared = [key in baseline for key in layer_keys(image, "chain_id")]
-    colors = [SHARED_COLOR if flag else OWN_COLOR for flag in shared]
+    shared = pd.Series(
+        [key in baseline for key in layer_keys(image, "chain_id")], index=layers.index
+    )
     hover = [
         f"{step}<br>{'shared with the first image' if flag else 'own layer'}"
         for step, flag in zip(steps, shared)
@@ -106,16 +107,25 @@ def _add_waterfall(figure: Any, image: Any, baseline: set[str], column: int) -> 
     base = layers["cumulative_size"] - layers["content_size"]
     visible = layers["content_size"] - layers["hidden_bytes"]
     traces = (
-        (base, "rgba(0,0,0,0)", "", False),
-        (visible, colors, "visible in the final filesystem", column == 1),
-        (layers["hidden_bytes"], HIDDEN_COLOR, "hidden by a later layer", column == 1),
+        (base, "rgba(0,0,0,0)", ""),
+        (
+            visible.where(shared, 0),
+            SHARED_COLOR,
+            "visible, layer shared with the first",
+        ),
+        (visible.where(~shared, 0), OWN_COLOR, "visible, own layer"),
+        (layers["hidden_bytes"], HIDDEN_COLOR, "hidden by a later layer"),
     )
-    for values, color, name, legend in traces:
+    in_legend = {trace.name for trace in figure.data if trace.showlegend}
+    for values, color, name in traces:
+        # Each kind of bar gets one legend entry, from the first image that has it.
+        legend = bool(name) and name not in in_legend and bool(values.any())
         figure.add_bar(
             x=steps,
             y=values,
             marker_color=color,
             name=name,
+            legendgroup=name or None,
             showlegend=legend,
             hovertext=hover if name else None,
             hoverinfo="text+y" if name else "skip",

@@ -157,7 +157,6 @@ def render_report(
         if value < 0:
             raise OptionError(f"{name} must be 0 or more, not {value}")
     opened, owned = _open_all(images)
-    comparison_figures: list[tuple[str, _Block]] = []
     try:
         sections = [
             _section(
@@ -175,8 +174,10 @@ def render_report(
             from ._compare import comparison_html as render_comparison
 
             comparison = compare(*opened)
-            comparison_html = render_comparison(comparison)
-            comparison_figures = _comparison_figures(comparison, compress=compress)
+            comparison_html = render_comparison(
+                comparison,
+                figures_html=_comparison_figures(comparison, compress=compress),
+            )
     finally:
         for image in owned:
             image.close()
@@ -185,7 +186,6 @@ def render_report(
         title=title or _default_title(sections),
         plotly_js=_plotly_js(inline=inline_plotlyjs, compress=compress),
         comparison_html=comparison_html,
-        comparison_figures=comparison_figures,
     )
 
 
@@ -298,14 +298,20 @@ def _packed(text: str) -> _Block:
     return _Block(PACKED, _safe(base64.b64encode(data).decode("ascii")))
 
 
-def _comparison_figures(comparison: Any, *, compress: bool) -> list[tuple[str, _Block]]:
+def _comparison_figures(comparison: Any, *, compress: bool) -> list[str]:
+    """Return the comparison's charts as figure elements with their data blocks."""
     from ._compare_plots import sizes_figure, waterfalls_figure
 
+    blocks = _environment().get_template("blocks.html.j2").module
+    figures = (sizes_figure(comparison), waterfalls_figure(comparison))
     return [
-        (f"comparison-figure-{index}", _figure_block(figure, compress=compress))
-        for index, figure in enumerate(
-            (sizes_figure(comparison), waterfalls_figure(comparison)), start=1
+        str(
+            blocks.figure(  # type: ignore[attr-defined]
+                f"comparison-figure-{index}",
+                _figure_block(figure, compress=compress),
+            )
         )
+        for index, figure in enumerate(figures, start=1)
     ]
 
 
@@ -505,12 +511,29 @@ def _render(
     title: str,
     plotly_js: dict[str, Any],
     comparison_html: str | None,
-    comparison_figures: list[tuple[str, _Block]],
 ) -> str:
-    import jinja2
     from markupsafe import Markup
 
     from . import __version__
+
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        title=title,
+        sections=sections,
+        plotly_js=plotly_js,
+        style=Markup(_package_text("report.css")),
+        script=Markup(_package_text("report.js")),
+        comparison_html=Markup(comparison_html) if comparison_html else None,
+        version=__version__,
+        generated=datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC"
+        ),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> Any:
+    import jinja2
 
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("layerlab", "templates"),
@@ -520,20 +543,7 @@ def _render(
         lstrip_blocks=True,
     )
     environment.filters["bytes"] = human_bytes
-    template = environment.get_template("report.html.j2")
-    return template.render(
-        title=title,
-        sections=sections,
-        plotly_js=plotly_js,
-        style=Markup(_package_text("report.css")),
-        script=Markup(_package_text("report.js")),
-        comparison_html=Markup(comparison_html) if comparison_html else None,
-        comparison_figures=comparison_figures,
-        version=__version__,
-        generated=datetime.datetime.now(datetime.timezone.utc).strftime(
-            "%Y-%m-%d %H:%M UTC"
-        ),
-    )
+    return environment
 
 
 def _plotly_js(*, inline: bool, compress: bool) -> dict[str, Any]:

@@ -123,15 +123,23 @@ def test_comparison_figures(tmp_path: Path) -> None:
     assert [trace.name for trace in bars.data][:2] == ["content", "compressed"]
     assert list(bars.data[0].y) == list(comparison.summary["content_bytes"])
     waterfalls = waterfalls_figure(comparison)
-    # Three traces per image: the invisible base, visible and hidden bytes.
-    assert len(waterfalls.data) == 6
-    stacked = [
-        sum(values)
-        for values in zip(
-            waterfalls.data[0].y, waterfalls.data[1].y, waterfalls.data[2].y
-        )
-    ]
-    assert stacked == list(comparison.images[0].layers["cumulative_size"])
+    # Four traces per image: the invisible base, visible bytes of shared
+    # layers and of the image's own layers, and hidden bytes.
+    assert len(waterfalls.data) == 8
+    for image, first in zip(comparison.images, (0, 4), strict=True):
+        traces = waterfalls.data[first : first + 4]
+        stacked = [sum(values) for values in zip(*(trace.y for trace in traces))]
+        assert stacked == list(image.layers["cumulative_size"])
+    # The baseline's layers are all shared with itself; the later image adds
+    # one layer of its own, so its legend entry comes from the second image.
+    assert not any(waterfalls.data[2].y)
+    assert waterfalls.data[6].y[-1] > 0
+    legend = [trace.name for trace in waterfalls.data if trace.showlegend]
+    assert sorted(legend) == sorted(
+        ["visible, layer shared with the first", "visible, own layer"]
+        + ["hidden by a later layer"]
+        * (any(waterfalls.data[3].y) or any(waterfalls.data[7].y))
+    )
     treemap = change_treemap(comparison, "after")
     assert "app" in list(treemap.data[0].ids)
 
@@ -430,3 +438,24 @@ def test_cli_compare_table_and_labels(tmp_path: Path) -> None:
     assert printed.returncode == 0, printed.stderr
     assert "grown against base" in printed.stdout
     assert "bin/tool/run" in printed.stdout
+
+
+def test_net_change_counts_hardlinks_once(tmp_path: Path) -> None:
+    base = Layer([directory("app"), file("app/a.txt", b"a" * 100)])
+    before = write_oci_archive(tmp_path / "before.tar", [base])
+    after = write_oci_archive(
+        tmp_path / "after.tar",
+        [
+            base,
+            Layer([file("app/b.bin", b"b" * 300), hardlink("app/c.bin", "app/b.bin")]),
+        ],
+    )
+    with compare(f"oci-archive:{before}", f"oci-archive:{after}") as comparison:
+        label = comparison.labels[1]
+        # b.bin and its hardlink c.bin share 300 bytes, stored once.
+        assert comparison.net_change(label) == 300
+        diff = comparison.diffs[label]
+        assert int(diff["size_change"].sum()) == 600
+        assert "net 300 B" in comparison_html(comparison)
+        with pytest.raises(layerlab.OptionError, match="no image labelled"):
+            comparison.net_change(comparison.labels[0])
