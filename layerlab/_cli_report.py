@@ -47,20 +47,7 @@ def register(subparsers: Any) -> None:
         metavar="NAME",
         help="add a bundled sample image (see 'layerlab samples'); repeatable",
     )
-    parser.add_argument(
-        "--cdn",
-        action="store_true",
-        help="load plotly.js from its CDN instead of embedding it (about 2 MB "
-        "smaller, but the report then needs a network connection)",
-    )
-    parser.add_argument(
-        "--no-compress",
-        dest="compress",
-        action="store_false",
-        help="store plotly.js, the figures and the tables as plain text, about "
-        "three times larger; for browsers older than Chrome 80, Firefox 113 or "
-        "Safari 16.4, which cannot inflate them",
-    )
+    add_page_options(parser)
     parser.add_argument("--title", help="page title (default: from the references)")
     parser.add_argument(
         "--max-rows",
@@ -83,6 +70,24 @@ def register(subparsers: Any) -> None:
         "--json", action="store_true", help="print a JSON array instead of a table"
     )
     samples.set_defaults(func=_samples)
+
+
+def add_page_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cdn`` and ``--no-compress``, which set how the HTML page is stored."""
+    parser.add_argument(
+        "--cdn",
+        action="store_true",
+        help="load plotly.js from its CDN instead of embedding it (about 2 MB "
+        "smaller, but the report then needs a network connection)",
+    )
+    parser.add_argument(
+        "--no-compress",
+        dest="compress",
+        action="store_false",
+        help="store plotly.js, the figures and the tables as plain text, about "
+        "three times larger; for browsers older than Chrome 80, Firefox 113 or "
+        "Safari 16.4, which cannot inflate them",
+    )
 
 
 def _report(args: argparse.Namespace) -> int:

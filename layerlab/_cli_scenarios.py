@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn
 from rich.table import Table
 
+from ._cli_report import add_page_options
 from .cli import RichProgress, print_json
 
 _STAND_IN_CHOICES = {"auto": None, "always": True, "never": False}
@@ -66,11 +67,7 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="HTML file to write (default: layerlab-scenarios.html)",
     )
-    reporting.add_argument(
-        "--cdn",
-        action="store_true",
-        help="load plotly.js from its CDN instead of embedding it",
-    )
+    add_page_options(reporting)
     reporting.set_defaults(func=_report)
 
 
@@ -206,6 +203,7 @@ def _report(args: argparse.Namespace) -> int:
             images,
             args.output,
             inline_plotlyjs=not args.cdn,
+            compress=args.compress,
             title="layerlab scenarios",
             comparison_html=section,
         )
