@@ -13,9 +13,11 @@ import gc
 import os
 import tempfile
 import warnings
+from typing import Any
 
 from ._docker_archive import open_docker_archive
 from ._errors import EngineError, ReferenceNotFoundError
+from ._platform import check_config_platform
 from ._source import ImageSource
 
 
@@ -55,13 +57,26 @@ def _first_line(error: BaseException) -> str:
     )
 
 
-def open_daemon_image(name: str, *, reference: str) -> ImageSource:
-    """Export ``name`` from the engine and open it as a docker archive."""
+def open_daemon_image(
+    name: str, *, reference: str, platform: str | None, client: Any = None
+) -> ImageSource:
+    """Export ``name`` from the engine and open it as a docker archive.
+
+    ``client`` is a docker SDK client to use and close, or None to connect.
+    Docker's classic image store keeps one platform per image, so a
+    requested ``platform`` is checked against the one the engine reports,
+    before the export. NOTE: untested with the containerd image store
+    (Docker 24 and later, opt-in), where one name can hold several platforms.
+    """
     import docker.errors
 
-    client = connect()
+    if client is None:
+        client = connect()
     try:
-        client.images.get(name)
+        attributes = client.images.get(name).attrs
+        check_config_platform(
+            _platform_fields(attributes), platform, reference=reference
+        )
         chunks = client.api.get_image(name)
         spool = tempfile.NamedTemporaryFile(
             prefix="layerlab-", suffix=".tar", delete=False
@@ -92,3 +107,13 @@ def open_daemon_image(name: str, *, reference: str) -> ImageSource:
         raise
     source.cleanup = remove
     return source
+
+
+def _platform_fields(attributes: dict[str, Any]) -> dict[str, Any]:
+    # The engine's image inspect (GET /images/{name}/json) spells the config's
+    # os, architecture and variant with capitals.
+    return {
+        "os": attributes.get("Os"),
+        "architecture": attributes.get("Architecture"),
+        "variant": attributes.get("Variant"),
+    }

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._errors import InvalidImageError
+from ._errors import InvalidImageError, InvalidReferenceError, ReferenceNotFoundError
 from ._oci_layout import open_layout, verify_digest
+from ._platform import check_config_platform
 from ._source import Descriptor, ImageSource, TarStore, read_json
 
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
@@ -22,40 +23,161 @@ _LEGACY_CONFIG = re.compile(r"^([0-9a-f]{64})\.json$")
 
 
 def open_docker_archive(
-    path: str, *, reference: str, name: str | None, platform: str | None
+    path: str,
+    *,
+    reference: str,
+    name: str | None,
+    platform: str | None,
+    source_index: int | None = None,
 ) -> ImageSource:
-    """Open the image ``name`` selects (or the only one) in a docker-save archive."""
+    """Open one image of a docker-save archive.
+
+    ``name`` (a tag such as ``app:1``) or ``source_index`` (the ``@N`` of
+    ``docker-archive:FILE:@N``, a position in ``manifest.json``) selects the
+    image. Without either, the archive must contain exactly one. A requested
+    ``platform`` is checked against the image config.
+    """
     store = TarStore(path, reference=reference)
     if not store.exists("manifest.json"):
         if store.exists("index.json"):
-            return open_layout(store, reference=reference, name=name, platform=platform)
+            return open_layout(
+                store,
+                reference=reference,
+                name=name,
+                platform=platform,
+                source_index=source_index,
+            )
         raise InvalidImageError(
             "not an image archive: it has neither manifest.json (docker save) "
             "nor index.json (OCI layout)",
             image=reference,
         )
     entries = read_json(store, "manifest.json", what="manifest")
-    entry = _select(entries, reference=reference, name=name)
-    return _source(store, entry, reference=reference)
-
-
-def _select(entries: Any, *, reference: str, name: str | None) -> dict[str, Any]:
     if not isinstance(entries, list) or not entries:
         raise InvalidImageError("manifest.json lists no images", image=reference)
+    entry = _select(
+        entries, reference=reference, path=path, name=name, source_index=source_index
+    )
+    source = _source(store, entry, reference=reference)
+    check_config_platform(source.config, platform, reference=reference)
+    return source
+
+
+def _select(
+    entries: list[Any],
+    *,
+    reference: str,
+    path: str,
+    name: str | None,
+    source_index: int | None,
+) -> dict[str, Any]:
+    if source_index is not None:
+        if source_index >= len(entries):
+            raise ReferenceNotFoundError(
+                f"source index @{source_index} is out of range: archive {path} "
+                f"contains {_list_images(entries)}",
+                image=reference,
+            )
+        return entries[source_index]
     if name is None:
         if len(entries) == 1:
             return entries[0]
-        tags = [tag for entry in entries for tag in entry.get("RepoTags") or []]
         raise InvalidImageError(
-            f"the archive holds {len(entries)} images; choose one with "
-            f"docker-archive:FILE:TAG (tags: {', '.join(tags) or 'none'})",
+            f"archive {path} contains {_list_images(entries)}; choose one with "
+            "docker-archive:FILE:NAME[:TAG] or docker-archive:FILE:@N",
             image=reference,
         )
+    expected = normalize_reference(name, reference=reference)
     for entry in entries:
-        tags = entry.get("RepoTags") or []
-        if name in tags or f"{name}:latest" in tags:
-            return entry
-    raise InvalidImageError(f"no image tagged {name!r} in the archive", image=reference)
+        for tag in _repo_tags(entry):
+            if _normalized_or_none(tag) == expected:
+                return entry
+    raise ReferenceNotFoundError(
+        f"no image tagged {name} in archive {path}; it contains "
+        f"{_list_images(entries)}",
+        image=reference,
+    )
+
+
+def _repo_tags(entry: Any) -> list[str]:
+    tags = entry.get("RepoTags") if isinstance(entry, dict) else None
+    return [str(tag) for tag in tags] if isinstance(tags, list) else []
+
+
+def _list_images(entries: list[Any]) -> str:
+    described = [
+        f"@{position} ({', '.join(_repo_tags(entry)) or 'no tag'})"
+        for position, entry in enumerate(entries)
+    ]
+    count = f"{len(entries)} image" + ("" if len(entries) == 1 else "s")
+    return f"{count}: {', '.join(described)}"
+
+
+# The grammar of docker references, as in containers/image's
+# docker/reference/regexp.go (IPv6 registry addresses left out).
+_PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_DOMAIN = re.compile(
+    r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+    r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?"
+)
+_TAG = re.compile(r"\w[\w.-]{0,127}", re.ASCII)
+_DIGEST = re.compile(
+    r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+)
+
+
+def normalize_reference(text: str, *, reference: str) -> str:
+    """Return ``text`` as a full ``domain/path:tag`` docker reference.
+
+    The rules are those of ``docker pull`` (``ParseNormalizedNamed`` in
+    containers/image's docker/reference/normalize.go), so ``app`` is
+    ``docker.io/library/app:latest`` and ``team/app:1`` is
+    ``docker.io/team/app:1``. skopeo compares ``docker-archive:FILE:NAME``
+    with an archive's ``RepoTags`` in this form.
+    """
+    if "@" in text:
+        raise InvalidReferenceError(
+            f"{text!r} contains a digest, but an archive's images are found by "
+            "tag; use NAME:TAG, or @N for the N-th image of manifest.json",
+            image=reference,
+        )
+    normalized = _normalized_or_none(text)
+    if normalized is None:
+        raise InvalidReferenceError(
+            f"{text!r} is not a valid image reference: expected NAME[:TAG] with "
+            "a lowercase NAME, or @N",
+            image=reference,
+        )
+    return normalized
+
+
+def is_docker_reference(text: str) -> bool:
+    """Return True when ``text`` is a valid ``NAME[:TAG][@DIGEST]`` docker
+    reference."""
+    name, at, digest = text.partition("@")
+    if at and not _DIGEST.fullmatch(digest):
+        return False
+    return _normalized_or_none(name) is not None
+
+
+def _normalized_or_none(text: str) -> str | None:
+    name, tag = text, "latest"
+    colon = text.rfind(":")
+    if colon > text.rfind("/"):
+        name, tag = text[:colon], text[colon + 1 :]
+    domain, slash, remainder = name.partition("/")
+    if not slash or not ("." in domain or ":" in domain or domain == "localhost"):
+        domain, remainder = "docker.io", name
+    if domain == "index.docker.io":
+        domain = "docker.io"
+    if domain == "docker.io" and "/" not in remainder:
+        remainder = f"library/{remainder}"
+    valid = (
+        _DOMAIN.fullmatch(domain)
+        and all(_PATH_COMPONENT.fullmatch(part) for part in remainder.split("/"))
+        and _TAG.fullmatch(tag)
+    )
+    return f"{domain}/{remainder}:{tag}" if valid else None
 
 
 def _source(store: TarStore, entry: dict[str, Any], *, reference: str) -> ImageSource:

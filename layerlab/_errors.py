@@ -6,7 +6,7 @@
     ├── ReferenceNotFoundError    the file, directory or image name does not exist
     ├── InvalidReferenceError     the reference has an unknown transport or form
     ├── InvalidImageError         the manifest, index or config is missing or invalid
-    │   └── PlatformNotFoundError the index has no image for the requested platform
+    │   └── PlatformNotFoundError the image or index lacks the requested platform
     ├── LayerError                a layer blob cannot be read
     │   ├── DigestMismatchError   the bytes do not match their digest
     │   └── InvalidEntryError     a tar entry is invalid (absurd size, bad header)
@@ -64,7 +64,8 @@ class InvalidImageError(LayerlabError):
 
 
 class PlatformNotFoundError(InvalidImageError):
-    """A multi-platform index has no image for the requested platform."""
+    """A multi-platform index has no image for the requested platform, or a
+    single-platform image is for another platform."""
 
 
 class LayerError(LayerlabError):

@@ -6,7 +6,9 @@ import contextlib
 import json
 import logging
 import multiprocessing
+import operator
 import os
+import time
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -111,14 +113,36 @@ class Image:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _layer_index(self, index: int) -> int:
+        # Negative indexes count from the top layer, as for a Python list.
+        count = len(self._infos)
+        position = operator.index(index)
+        if not -count <= position < count:
+            layers = "1 layer" if count == 1 else f"{count} layers"
+            valid = f"0 to {count - 1}, or -{count} to -1" if count else "none"
+            raise IndexError(
+                f"layer index {index} is out of range: the image has {layers} "
+                f"(valid indexes: {valid})"
+            )
+        return position % count
+
     def entries(self, index: int) -> pd.DataFrame:
-        """Return layer ``index``'s tar entries before the merge."""
+        """Return layer ``index``'s tar entries before the merge.
+
+        ``index`` counts from 0 (the lowest layer); a negative one counts from
+        the top, as in a list. Raises IndexError when it is out of range.
+        """
+        index = self._layer_index(index)
         start, stop = int(self._starts[index]), int(self._starts[index + 1])
         rows = self.files.iloc[start:stop]
         return rows[list(_schema.ENTRY_COLUMNS)].reset_index(drop=True)
 
     def layer_descriptor(self, index: int) -> dict[str, Any]:
-        """Return the media type, digest and size of layer ``index``'s blob."""
+        """Return the media type, digest and size of layer ``index``'s blob.
+
+        ``index`` is read as in :meth:`entries`.
+        """
+        index = self._layer_index(index)
         descriptor = self._source.layers[index]
         info = self._infos[index]
         return {
@@ -127,12 +151,16 @@ class Image:
             "size": info.blob_size,
         }
 
-    @contextlib.contextmanager
-    def open_layer(self, index: int) -> Iterator[BinaryIO]:
-        """Open layer ``index`` as its uncompressed tar stream.
+    def open_layer(self, index: int) -> contextlib.AbstractContextManager[BinaryIO]:
+        """Open layer ``index`` as its uncompressed tar stream, in a ``with``.
 
-        The digest is checked when the stream has been read to its end.
+        ``index`` is read as in :meth:`entries`. The digest is checked when
+        the stream has been read to its end.
         """
+        return self._open_layer(self._layer_index(index))
+
+    @contextlib.contextmanager
+    def _open_layer(self, index: int) -> Iterator[BinaryIO]:
         from ._layer import open_tar_stream
 
         diff_ids = self.config.get("rootfs", {}).get("diff_ids") or []
@@ -210,9 +238,14 @@ def open_image(
 
     Args:
         ref: ``docker-archive:FILE``, ``oci-archive:FILE``, ``oci:DIR``,
-            ``docker-daemon:NAME[:TAG]``, a path, or a bare image name.
-        platform: ``os/arch[/variant]`` to pick from a multi-platform index;
-            the host's platform by default.
+            ``docker-daemon:NAME[:TAG]``, a path, or a bare image name. After
+            an archive or layout path, ``:NAME[:TAG]`` or ``:@N`` selects one
+            of several images, as with skopeo; the path may contain colons.
+        platform: ``os/arch[/variant]`` to pick from a multi-platform index
+            (the host's platform by default). A single-platform image whose
+            config names another platform raises PlatformNotFoundError.
+            Names are compared as containerd normalises them, so
+            ``linux/aarch64`` is ``linux/arm64`` and ``arm64/v8`` is ``arm64``.
         hash_content: hash regular files (xxh3-128), which identical-rewrite
             detection needs; turning it off is faster.
         cache: reuse and store parsed layers in the on-disk cache.
@@ -226,6 +259,9 @@ def open_image(
         key = _image_key(source, hash_content) if cache else None
         cached = _load_cached(key)
         if cached is not None:
+            logger.info(
+                "%s: read from the image cache, no layer parsed", source.reference
+            )
             infos = _infos_from_meta(cached["meta"])
             image = Image(source, infos, tables=cached, cache_key=key)
         else:
@@ -316,6 +352,7 @@ def _read_layers(
         if cached is None:
             pending.append(index)
         else:
+            logger.debug("layer %s: from the layer cache", _label(index, diff_id))
             infos[index] = _from_cache(source, index, cached)
 
     # The same blob may appear twice (an empty layer repeated); read it once.
@@ -341,6 +378,13 @@ def _read_layers(
         )
     finally:
         progress.finish()
+    logger.info(
+        "%s: %d of %d layers from the layer cache, %d parsed",
+        source.reference,
+        len(diff_ids) - len(pending),
+        len(diff_ids),
+        len(pending),
+    )
     for index in pending:
         first = unique[blob_key(index)]
         infos[index] = results[first]
@@ -378,7 +422,7 @@ def _run_reads(
     results: dict[int, _LayerInfo] = {}
     if len(indexes) < 2 or workers < 2 or total < PARALLEL_MIN_BYTES:
         for index, job in jobs.items():
-            results[index] = _to_info(_read_one(*job))
+            results[index] = _logged_info(index, diff_ids[index], _timed_read(*job))
             progress.advance(_blob_size(source, index))
         return results
 
@@ -388,9 +432,10 @@ def _run_reads(
     with ProcessPoolExecutor(
         max_workers=min(workers, len(indexes)), mp_context=context
     ) as pool:
-        futures = {index: pool.submit(_read_one, *jobs[index]) for index in order}
+        futures = {index: pool.submit(_timed_read, *jobs[index]) for index in order}
         for index in order:
-            results[index] = _to_info(futures[index].result())
+            timed = futures[index].result()
+            results[index] = _logged_info(index, diff_ids[index], timed)
             progress.advance(_blob_size(source, index))
     return results
 
@@ -427,6 +472,28 @@ def _read_one(
             escaped_paths=read.escaped_paths,
         )
     return read
+
+
+def _timed_read(*job: Any) -> tuple[LayerRead, float]:
+    # Timed in the process that reads, so that parallel reads get their own
+    # duration rather than their wait for the pool.
+    started = time.perf_counter()
+    read = _read_one(*job)
+    return read, time.perf_counter() - started
+
+
+def _logged_info(
+    index: int, diff_id: str | None, timed: tuple[LayerRead, float]
+) -> _LayerInfo:
+    read, seconds = timed
+    logger.debug(
+        "layer %s: parsed %d bytes (%d uncompressed) in %.2f s",
+        _label(index, diff_id),
+        read.blob_size,
+        read.uncompressed_size,
+        seconds,
+    )
+    return _to_info(read)
 
 
 def _to_info(read: LayerRead) -> _LayerInfo:

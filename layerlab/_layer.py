@@ -137,7 +137,8 @@ def detect_compression(head: bytes) -> str:
     return "none"
 
 
-def _decompressed(raw: io.BufferedReader, compression: str) -> Any:
+def decompressed_reader(raw: io.BufferedReader, compression: str) -> Any:
+    """Return a reader of ``raw`` inflated (``gzip``, ``zstd``, or ``none``)."""
     if compression == "gzip":
         return io.BufferedReader(_GzipReader(raw), CHUNK)
     if compression == "zstd":
@@ -170,7 +171,7 @@ def read_layer(
     tar_hash = (
         raw_hash
         if compression == "none"
-        else _HashingReader(_decompressed(raw, compression), algorithm)
+        else _HashingReader(decompressed_reader(raw, compression), algorithm)
     )
     stream = io.BufferedReader(tar_hash, CHUNK) if tar_hash is not raw_hash else raw
 
@@ -346,7 +347,7 @@ def open_tar_stream(
     algorithm = _algorithm(diff_id)
     raw = io.BufferedReader(_HashingReader(blob, algorithm), CHUNK)
     compression = detect_compression(raw.peek(4)[:4])
-    tar_hash = _HashingReader(_decompressed(raw, compression), algorithm)
+    tar_hash = _HashingReader(decompressed_reader(raw, compression), algorithm)
     stream = io.BufferedReader(tar_hash, CHUNK)
     yield stream
     try:

@@ -9,10 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform as platform_module
 from typing import Any
 
-from ._errors import DigestMismatchError, InvalidImageError, PlatformNotFoundError
+from ._errors import (
+    DigestMismatchError,
+    InvalidImageError,
+    PlatformNotFoundError,
+    ReferenceNotFoundError,
+)
+from ._platform import (
+    Platform,
+    check_config_platform,
+    descriptor_platform,
+    host_platform,
+    names_variant,
+    parse_platform,
+    same_os_and_architecture,
+)
 from ._source import BlobStore, Descriptor, ImageSource, read_json
 
 INDEX_TYPES = {
@@ -20,25 +33,6 @@ INDEX_TYPES = {
     "application/vnd.docker.distribution.manifest.list.v2+json",
 }
 REF_NAME = "org.opencontainers.image.ref.name"
-
-
-def host_platform() -> str:
-    """Return this machine's platform as ``os/architecture[/variant]``."""
-    machine = platform_module.machine().lower()
-    architecture = {
-        "x86_64": "amd64",
-        "amd64": "amd64",
-        "aarch64": "arm64",
-        "arm64": "arm64",
-        "armv7l": "arm/v7",
-        "armv6l": "arm/v6",
-        "i686": "386",
-        "i386": "386",
-        "ppc64le": "ppc64le",
-        "s390x": "s390x",
-        "riscv64": "riscv64",
-    }.get(machine, machine)
-    return f"linux/{architecture}"
 
 
 def blob_name(digest: str) -> str:
@@ -76,19 +70,35 @@ def verify_digest(data: bytes, digest: str, *, image: str, what: str) -> None:
 
 
 def open_layout(
-    store: BlobStore, *, reference: str, name: str | None, platform: str | None
+    store: BlobStore,
+    *,
+    reference: str,
+    name: str | None,
+    platform: str | None,
+    source_index: int | None = None,
 ) -> ImageSource:
-    """Open the image that ``name`` and ``platform`` select in an OCI layout."""
+    """Open one image of an OCI layout, chosen by ``name`` or
+    ``source_index`` and by ``platform``.
+
+    ``source_index`` is a position in ``index.json``'s ``manifests`` (the
+    ``@N`` of ``oci:DIR:@N``). A requested platform is checked against the
+    index entry's ``platform`` or, for an entry that names none, against the
+    image config.
+    """
     if not store.exists("index.json"):
         raise InvalidImageError(
             "no index.json: not an OCI image layout", image=reference
         )
     index = read_json(store, "index.json", what="index")
+    manifests = _manifests(index, reference=reference, source_index=source_index)
     descriptor = _select(
-        store, index, reference=reference, name=name, platform=platform
+        store, manifests, reference=reference, name=name, platform=platform
     )
     manifest = read_blob_json(store, descriptor["digest"], what="manifest")
-    return _source_from_manifest(store, manifest, reference=reference)
+    source = _source_from_manifest(store, manifest, reference=reference)
+    if descriptor_platform(descriptor) is None:
+        check_config_platform(source.config, platform, reference=reference)
+    return source
 
 
 def _source_from_manifest(
@@ -126,23 +136,40 @@ def _descriptor(item: dict[str, Any], reference: str) -> Descriptor:
         ) from None
 
 
+def _manifests(
+    index: Any, *, reference: str, source_index: int | None
+) -> list[dict[str, Any]]:
+    manifests = index.get("manifests") if isinstance(index, dict) else None
+    if not isinstance(manifests, list) or not manifests:
+        raise InvalidImageError("index.json lists no manifests", image=reference)
+    if source_index is None:
+        return manifests
+    if source_index >= len(manifests):
+        raise ReferenceNotFoundError(
+            f"source index @{source_index} is out of range: index.json lists "
+            f"{len(manifests)} manifests (@0 to @{len(manifests) - 1})",
+            image=reference,
+        )
+    return [manifests[source_index]]
+
+
 def _select(
     store: BlobStore,
-    index: dict[str, Any],
+    manifests: list[dict[str, Any]],
     *,
     reference: str,
     name: str | None,
     platform: str | None,
 ) -> dict[str, Any]:
-    manifests = list(index.get("manifests") or [])
     if name is not None:
-        manifests = [m for m in manifests if _ref_name(m) == name]
-        if not manifests:
-            raise InvalidImageError(
-                f"no image named {name!r} in the layout", image=reference
+        named = [m for m in manifests if _ref_name(m) == name]
+        if not named:
+            raise ReferenceNotFoundError(
+                f"no image named {name!r} in the layout; it contains "
+                f"{_list_names(manifests)}",
+                image=reference,
             )
-    if not manifests:
-        raise InvalidImageError("index.json lists no manifests", image=reference)
+        manifests = named
 
     # A layout may hold an index of platforms, or several manifests directly.
     candidates: list[dict[str, Any]] = []
@@ -159,36 +186,46 @@ def _ref_name(item: dict[str, Any]) -> str | None:
     return (item.get("annotations") or {}).get(REF_NAME)
 
 
-def _platform_of(item: dict[str, Any]) -> str | None:
-    described = item.get("platform")
-    if not described:
-        return None
-    text = f"{described.get('os', '')}/{described.get('architecture', '')}"
-    if described.get("variant"):
-        text += f"/{described['variant']}"
-    return text
+def _list_names(manifests: list[dict[str, Any]]) -> str:
+    names = [
+        f"{_ref_name(item) or '(no name)'} (@{position})"
+        for position, item in enumerate(manifests)
+    ]
+    return ", ".join(names)
+
+
+# buildx stores attestations as index entries of platform unknown/unknown.
+_ATTESTATION = Platform("unknown", "unknown")
 
 
 def _pick_platform(
     candidates: list[dict[str, Any]], *, reference: str, platform: str | None
 ) -> dict[str, Any]:
-    # Attestation manifests (buildx) carry platform unknown/unknown.
-    images = [c for c in candidates if _platform_of(c) != "unknown/unknown"]
-    if platform is None and len(images) == 1:
+    images = [c for c in candidates if descriptor_platform(c) != _ATTESTATION]
+    if len(images) == 1 and (platform is None or not images[0].get("platform")):
+        # One image: a requested platform is checked against its config.
         return images[0]
-    wanted = platform or host_platform()
-    for item in images:
-        found = _platform_of(item)
-        if found == wanted or (found and found.startswith(wanted + "/")):
+    requested = parse_platform(platform) if platform else host_platform()
+    offered = [(item, descriptor_platform(item)) for item in images]
+    for item, found in offered:
+        if found == requested:
             return item
-    if platform is None and all(_platform_of(c) is None for c in images):
+    # A request without a variant takes any variant of its architecture, as
+    # "linux/arm" takes an "arm/v6" entry.
+    if platform is None or not names_variant(platform):
+        for item, found in offered:
+            if found is not None and same_os_and_architecture(requested, found):
+                return item
+    if platform is None and all(found is None for _, found in offered):
+        names = ", ".join(_ref_name(item) or "(no name)" for item in images)
         raise InvalidImageError(
-            f"the layout holds {len(images)} images; choose one with oci:DIR:NAME",
+            f"the layout contains {len(images)} images ({names}); choose one "
+            "with oci:DIR:NAME, or oci:DIR:@N for entry N of index.json",
             image=reference,
         )
-    available = ", ".join(sorted({_platform_of(c) or "?" for c in images}))
+    available = ", ".join(sorted({str(found or "unknown") for _, found in offered}))
     raise PlatformNotFoundError(
-        f"no image for platform {wanted}; available: {available} "
+        f"no image for platform {requested}; available: {available} "
         "(choose one with --platform)",
         image=reference,
     )

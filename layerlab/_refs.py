@@ -3,38 +3,77 @@
 The transports are those skopeo and podman users know: ``docker-archive:``,
 ``oci-archive:``, ``oci:`` and ``docker-daemon:``. A plain path is read by
 what it contains; a bare name that is not a path goes to the engine.
+
+After ``docker-archive:``, ``oci-archive:`` and ``oci:`` comes a path and
+optionally ``:NAME`` or ``:@N`` to choose one image. skopeo cuts the path at
+the first colon. Here the longest prefix that exists on disk is the path, so
+a path may itself contain colons.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import io
+import logging
 import os
+import shutil
 import tarfile
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from ._daemon import open_daemon_image
-from ._docker_archive import open_docker_archive
-from ._errors import InvalidReferenceError, ReferenceNotFoundError
+import zstandard
+
+from ._daemon import connect, open_daemon_image
+from ._docker_archive import is_docker_reference, open_docker_archive
+from ._errors import (
+    EngineError,
+    InvalidImageError,
+    InvalidReferenceError,
+    LayerlabError,
+    ReferenceNotFoundError,
+)
+from ._layer import CHUNK, decompressed_reader, detect_compression
 from ._oci_layout import open_layout
-from ._source import DirectoryStore, ImageSource, TarStore
+from ._platform import parse_platform
+from ._source import BlobStore, DirectoryStore, ImageSource, TarStore
+
+logger = logging.getLogger(__name__)
 
 TRANSPORTS = ("docker-archive", "oci-archive", "oci", "docker-daemon")
+TRANSPORT_FORMS = (
+    "docker-archive:FILE, oci-archive:FILE, oci:DIR, docker-daemon:NAME[:TAG]"
+)
+
+# "docker" is listed for "docker://", which parse_reference rejects by name.
+_SUGGESTED = (*TRANSPORTS, "docker")
 
 
 @dataclass(frozen=True)
 class Reference:
-    """A parsed image reference."""
+    """A parsed image reference.
+
+    ``name`` or ``source_index`` (the ``@N`` form) selects one image of an
+    archive or layout. ``inferred`` is true when the text named no transport.
+    """
 
     transport: str
     location: str
     name: str | None = None
+    source_index: int | None = None
+    inferred: bool = False
 
     def __str__(self) -> str:
         text = f"{self.transport}:{self.location}"
+        if self.source_index is not None:
+            return f"{text}:@{self.source_index}"
         return f"{text}:{self.name}" if self.name else text
 
 
 def parse_reference(text: str) -> Reference:
-    """Parse ``text`` into a transport, a location and an optional image name."""
+    """Parse ``text`` into a transport, a location and an optional selector."""
     if not text:
         raise InvalidReferenceError("empty image reference")
     transport, colon, rest = text.partition(":")
@@ -49,19 +88,88 @@ def parse_reference(text: str) -> Reference:
             "skopeo copy to an oci-archive:FILE"
         )
     if os.path.exists(text):
-        return Reference(_guess_transport(text), text)
+        return Reference(_guess_transport(text), text, inferred=True)
+    suggestion = suggest_transport(text)
+    if suggestion is not None and _names_a_file(text):
+        raise InvalidReferenceError(_unknown_transport(text, suggestion))
     if os.sep in text and not _looks_like_name(text) or text.endswith(".tar"):
         raise ReferenceNotFoundError(f"file {text} not found")
-    return Reference("docker-daemon", text)
+    return Reference("docker-daemon", text, inferred=True)
+
+
+def suggest_transport(text: str) -> str | None:
+    """Return the transport that the text before the first colon is a typo of.
+
+    Text that contains ``/`` or ``.`` before the colon is a registry host
+    (``registry.example:5000/app``), so it gets no suggestion.
+    """
+    prefix, colon, _ = text.partition(":")
+    if not colon or not prefix or prefix in _SUGGESTED:
+        return None
+    if "/" in prefix or "." in prefix:
+        return None
+    # One wrong letter of the three in "oci" scores 0.67; a longer transport
+    # keeps a higher bar, so that image names such as "cockroach" (0.61 to
+    # "docker-archive") get no suggestion.
+    cutoff = 0.6 if len(prefix) <= 3 else 0.75
+    close = difflib.get_close_matches(prefix.lower(), _SUGGESTED, n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def _names_a_file(text: str) -> bool:
+    # Text that cannot be an image name is certainly a mistyped transport.
+    # Otherwise "dockerd:1" may be an image, which the engine then decides.
+    _, _, rest = text.partition(":")
+    return (
+        os.path.exists(rest) or rest.endswith(".tar") or not is_docker_reference(text)
+    )
+
+
+def _unknown_transport(text: str, suggestion: str) -> str:
+    prefix = text.partition(":")[0]
+    written = "docker://" if suggestion == "docker" else f"{suggestion}:"
+    return (
+        f"unknown transport {prefix + ':'!r} in {text!r}; did you mean "
+        f"{written!r}? The transports are {TRANSPORT_FORMS}"
+    )
 
 
 def _split_path(transport: str, rest: str) -> Reference:
-    # FILE:NAME is ambiguous when the path itself contains a colon, so an
-    # existing path wins.
-    if os.path.exists(rest) or ":" not in rest:
-        return Reference(transport, rest)
-    path, _, name = rest.rpartition(":")
-    return Reference(transport, path, name or None)
+    candidates = list(_path_candidates(rest))
+    for path, selector in candidates:
+        if os.path.exists(path):
+            return _with_selector(Reference(transport, path), selector)
+    if len(candidates) == 1:
+        raise ReferenceNotFoundError(f"file {rest} not found")
+    tried = ", ".join(repr(path) for path, _ in candidates)
+    raise ReferenceNotFoundError(
+        f"file not found: none of {tried} exists (a path ends at a colon "
+        "followed by NAME or @N)"
+    )
+
+
+def _path_candidates(rest: str) -> Iterator[tuple[str, str | None]]:
+    # The whole text first, then each prefix that ends before a colon,
+    # longest first.
+    yield rest, None
+    end = rest.rfind(":")
+    while end > 0:
+        yield rest[:end], rest[end + 1 :]
+        end = rest.rfind(":", 0, end)
+
+
+def _with_selector(reference: Reference, selector: str | None) -> Reference:
+    if not selector:
+        return reference
+    if not selector.startswith("@"):
+        return Reference(reference.transport, reference.location, name=selector)
+    digits = selector[1:]
+    if not digits.isascii() or not digits.isdigit():
+        raise InvalidReferenceError(
+            f"invalid source index {selector!r}: expected @N, where N is the "
+            "0-based position of the image in the archive's manifest"
+        )
+    return Reference(reference.transport, reference.location, source_index=int(digits))
 
 
 def _looks_like_name(text: str) -> bool:
@@ -87,30 +195,143 @@ def _guess_transport(path: str) -> str:
 
 def open_source(text: str, *, platform: str | None = None) -> ImageSource:
     """Open the image source that the reference ``text`` names."""
+    if platform is not None:
+        parse_platform(platform)  # a malformed platform fails before any I/O
     reference = parse_reference(text)
-    label = text
     if reference.transport == "docker-daemon":
         if not reference.location:
             raise InvalidReferenceError("docker-daemon: needs an image name")
-        return open_daemon_image(reference.location, reference=label)
+        if reference.inferred:
+            return _open_bare_name(text, platform=platform)
+        return open_daemon_image(reference.location, reference=text, platform=platform)
     if not os.path.exists(reference.location):
-        raise ReferenceNotFoundError(f"{reference.location} not found", image=label)
+        raise ReferenceNotFoundError(f"{reference.location} not found", image=text)
+    return _open_path(reference, label=text, platform=platform)
+
+
+def _open_path(
+    reference: Reference, *, label: str, platform: str | None
+) -> ImageSource:
+    location = reference.location
+    if os.path.isfile(location):
+        spool = _inflated_copy(location, label=label)
+        if spool is not None:
+            return _open_spooled(reference, spool, label=label, platform=platform)
+    if reference.transport == "docker-archive":
+        return open_docker_archive(
+            location,
+            reference=label,
+            name=reference.name,
+            source_index=reference.source_index,
+            platform=platform,
+        )
+    store: BlobStore
     if reference.transport == "oci":
-        if not os.path.isdir(reference.location):
+        if not os.path.isdir(location):
             raise InvalidReferenceError(
-                f"oci: needs a directory; use oci-archive:{reference.location} "
-                "for an archive",
+                f"oci: needs a directory; use oci-archive:{location} for an archive",
                 image=label,
             )
-        store = DirectoryStore(reference.location)
-        return open_layout(
-            store, reference=label, name=reference.name, platform=platform
+        store = DirectoryStore(location)
+    else:
+        store = TarStore(location, reference=label)
+    return open_layout(
+        store,
+        reference=label,
+        name=reference.name,
+        source_index=reference.source_index,
+        platform=platform,
+    )
+
+
+def _inflated_copy(path: str, *, label: str) -> str | None:
+    """Inflate a gzip or zstd compressed archive into a temporary file.
+
+    Returns the temporary file's path, or None when ``path`` is not
+    compressed. ``docker save img | gzip`` makes such archives; their blobs
+    can only be read by offset once the archive is inflated.
+    """
+    with open(path, "rb") as handle:
+        compression = detect_compression(handle.read(4))
+    if compression == "none":
+        return None
+    logger.info("%s: inflating the %s archive to a temporary file", label, compression)
+    handle, spool = tempfile.mkstemp(prefix="layerlab-", suffix=".tar")
+    try:
+        with os.fdopen(handle, "wb") as target, open(path, "rb") as compressed:
+            raw = io.BufferedReader(compressed, CHUNK)  # type: ignore[arg-type]
+            shutil.copyfileobj(decompressed_reader(raw, compression), target, CHUNK)
+    except (zlib.error, EOFError, zstandard.ZstdError) as error:
+        os.unlink(spool)
+        raise InvalidImageError(
+            f"the {compression} compressed archive is damaged: {error}", image=label
+        ) from None
+    except BaseException:
+        os.unlink(spool)
+        raise
+    return spool
+
+
+def _open_spooled(
+    reference: Reference, spool: str, *, label: str, platform: str | None
+) -> ImageSource:
+    def remove() -> None:
+        os.unlink(spool)
+
+    try:
+        inner = dataclasses.replace(reference, location=spool)
+        if reference.inferred:
+            inner = dataclasses.replace(inner, transport=_guess_transport(spool))
+        source = _open_path(inner, label=label, platform=platform)
+    except BaseException:
+        remove()
+        raise
+    source.cleanup = _both(source.cleanup, remove)
+    return source
+
+
+def _both(
+    first: Callable[[], None] | None, second: Callable[[], None]
+) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            if first is not None:
+                first()
+        finally:
+            second()
+
+    return run
+
+
+def _open_bare_name(text: str, *, platform: str | None) -> ImageSource:
+    suggestion = suggest_transport(text)
+    try:
+        client = connect()
+    except EngineError as error:
+        detail = str(error)
+        problem = (
+            f"{text!r} is neither a file nor reachable through the engine. "
+            f"{detail[:1].upper()}{detail[1:]}"
         )
-    if reference.transport == "oci-archive":
-        store = TarStore(reference.location, reference=label)
-        return open_layout(
-            store, reference=label, name=reference.name, platform=platform
+        raise _unresolved(EngineError, problem, text, suggestion) from None
+    try:
+        return open_daemon_image(text, reference=text, platform=platform, client=client)
+    except ReferenceNotFoundError:
+        problem = f"{text!r} is neither a file nor an image in the Docker Engine"
+        raise _unresolved(ReferenceNotFoundError, problem, text, suggestion) from None
+
+
+def _unresolved(
+    error_class: type[LayerlabError],
+    problem: str,
+    text: str,
+    suggestion: str | None,
+) -> LayerlabError:
+    if suggestion is not None:
+        return InvalidReferenceError(
+            f"{problem}. Also, {_unknown_transport(text, suggestion)}"
         )
-    return open_docker_archive(
-        reference.location, reference=label, name=reference.name, platform=platform
+    return error_class(
+        f"{problem}. To name a file or an engine image, use one of the "
+        f"transports {TRANSPORT_FORMS}"
     )

@@ -88,7 +88,8 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--platform",
         metavar="OS/ARCH",
-        help="platform to pick from a multi-platform index (default: this host's)",
+        help="platform to pick from a multi-platform index (default: this "
+        "host's); a single-platform image must match it",
     )
     parser.add_argument(
         "--no-hash",

@@ -10,6 +10,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from handmade import (
@@ -136,6 +137,57 @@ def test_shapes_layers_table(tmp_path: Path) -> None:
     assert list(layers["cumulative_size"]) == list(layers["content_size"].cumsum())
     blob_sizes = [item["size"] for item in _manifest_layers(archive)]
     assert list(layers["compressed_size"]) == blob_sizes
+
+
+def test_layer_index_counts_from_top_when_negative(tmp_path: Path) -> None:
+    archive = write_oci_archive(tmp_path / "image.tar", shapes())
+    image = layerlab.open_image(f"oci-archive:{archive}")
+    blobs = _manifest_layers(archive)
+    assert list(image.entries(-1)["path"]) == ["etc/motd", "usr/lib/big"]
+    assert image.layer_descriptor(-1)["digest"] == blobs[2]["digest"]
+    assert image.layer_descriptor(-3)["digest"] == blobs[0]["digest"]
+    for negative, positive in ((-1, 2), (-2, 1), (-3, 0)):
+        pd.testing.assert_frame_equal(image.entries(negative), image.entries(positive))
+        assert image.layer_descriptor(negative) == image.layer_descriptor(positive)
+        with image.open_layer(negative) as stream:
+            negative_bytes = stream.read()
+        with image.open_layer(positive) as stream:
+            assert stream.read() == negative_bytes
+    assert len(image.entries(np.int64(1))) == len(image.entries(1))
+
+
+@pytest.mark.parametrize("index", [3, -4, 100])
+def test_layer_index_out_of_range(tmp_path: Path, index: int) -> None:
+    archive = write_oci_archive(tmp_path / "image.tar", shapes())
+    image = layerlab.open_image(f"oci-archive:{archive}")
+    expected = (
+        rf"layer index {index} is out of range: the image has 3 layers "
+        r"\(valid indexes: 0 to 2, or -3 to -1\)"
+    )
+    with pytest.raises(IndexError, match=expected):
+        image.entries(index)
+    with pytest.raises(IndexError, match=expected):
+        image.layer_descriptor(index)
+    # The check runs at the call, before any with statement enters.
+    with pytest.raises(IndexError, match=expected):
+        image.open_layer(index)
+
+
+def test_layer_index_must_be_integer(tmp_path: Path) -> None:
+    archive = write_oci_archive(tmp_path / "image.tar", shapes())
+    image = layerlab.open_image(f"oci-archive:{archive}")
+    with pytest.raises(TypeError):
+        image.entries(1.0)
+    with pytest.raises(TypeError):
+        image.open_layer("0")
+
+
+def test_layer_index_of_one_layer_image(tmp_path: Path) -> None:
+    archive = write_oci_archive(tmp_path / "one.tar", [Layer([file("a", b"1")])])
+    image = layerlab.open_image(f"oci-archive:{archive}")
+    assert list(image.entries(-1)["path"]) == ["a"]
+    with pytest.raises(IndexError, match="has 1 layer "):
+        image.entries(1)
 
 
 def _manifest_layers(archive: Path) -> list[dict]:
