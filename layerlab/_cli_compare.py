@@ -107,7 +107,7 @@ def _changed(diff: pd.DataFrame) -> pd.DataFrame:
 
 def _print(comparison: Any, console: Console, top: int) -> None:
     table = Table(title="images", title_justify="left")
-    columns = ("label", "layers", "content", "compressed", "paths", "reclaimable")
+    columns = ("label", "layers", "content", "stored", "paths", "reclaimable")
     for name in (*columns, "to pull after the first"):
         table.add_column(name, justify="left" if name == "label" else "right")
     for row, pull in zip(comparison.summary.itertuples(), comparison.pull.itertuples()):

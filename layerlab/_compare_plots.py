@@ -39,7 +39,7 @@ def sizes_figure(comparison: Comparison) -> go.Figure:
     figure = go.Figure()
     for column, name in (
         ("content_bytes", "content"),
-        ("compressed_bytes", "compressed"),
+        ("compressed_bytes", "layer blobs as stored"),
         ("reclaimable_bytes", "reclaimable by squashing"),
     ):
         figure.add_bar(name=name, x=labels, y=summary[column])

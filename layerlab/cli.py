@@ -265,7 +265,7 @@ def print_summary(image: Any, console: Console, *, top: int = 10) -> None:
 
 def _layers_table(image: Any) -> Table:
     table = Table(title="layers", title_justify="left")
-    for name in ("#", "instruction", "content", "compressed", "+", "~", "-", "hidden"):
+    for name in ("#", "instruction", "content", "stored", "+", "~", "-", "hidden"):
         table.add_column(name, justify="left" if name == "instruction" else "right")
     for row in image.layers.itertuples(index=False):
         table.add_row(

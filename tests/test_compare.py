@@ -120,7 +120,7 @@ def test_comparison_figures(tmp_path: Path) -> None:
     before, after = _images(tmp_path)
     comparison = compare(str(before), str(after))
     bars = sizes_figure(comparison)
-    assert [trace.name for trace in bars.data][:2] == ["content", "compressed"]
+    assert [trace.name for trace in bars.data][:2] == ["content", "layer blobs as stored"]
     assert list(bars.data[0].y) == list(comparison.summary["content_bytes"])
     waterfalls = waterfalls_figure(comparison)
     # Four traces per image: the invisible base, visible bytes of shared
