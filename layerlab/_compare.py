@@ -478,7 +478,7 @@ def comparison_html(
             | {"reclaimable_bytes"},
         )
     )
-    parts.append("<h3>Pulling after the baseline</h3>")
+    parts.append("<h3>Pulling each image once the first is present</h3>")
     parts.append(
         _html_table(
             comparison.pull,
@@ -521,28 +521,46 @@ def _diff_section(
     ]
 
 
+# Column headers of the HTML tables where the column name alone would mislead:
+# a docker archive stores layers uncompressed, so its blobs are "stored".
+_HTML_HEADERS = {
+    "compressed_bytes": "stored bytes",
+    "shared_with_baseline": "layers shared with the first",
+    "unique_bytes": "bytes in unshared layers",
+    "layers_to_pull_after_baseline": "layers to pull after the first",
+    "bytes_to_pull_after_baseline": "bytes to pull after the first",
+}
+# Columns of paths inside the image, shown from the root as elsewhere.
+_PATH_COLUMNS = {"path", "directory"}
+
+
 def _html_table(table: pd.DataFrame, columns: list[str], *, sizes: set[str]) -> str:
     if table.empty:
         return "<p>No difference.</p>"
     head = "".join(
-        f'<th scope="col">{html.escape(name.replace("_", " "))}</th>'
+        f'<th scope="col">{html.escape(_HTML_HEADERS.get(name, name.replace("_", " ")))}'
+        "</th>"
         for name in columns
     )
     rows = []
     for record in table[columns].itertuples(index=False):
-        cells = []
-        for name, value in zip(columns, record):
-            if name in sizes:
-                cells.append(
-                    f'<td class="number">{html.escape(human_bytes(int(value)))}</td>'
-                )
-            else:
-                cells.append(f"<td>{html.escape(_cell(value))}</td>")
+        cells = [_html_cell(name, value, sizes) for name, value in zip(columns, record)]
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return (
         f'<table class="data"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _html_cell(name: str, value: Any, sizes: set[str]) -> str:
+    if name in sizes:
+        return f'<td class="number">{html.escape(human_bytes(int(value)))}</td>'
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f'<td class="number">{int(value):,}</td>'
+    text = _cell(value)
+    if name in _PATH_COLUMNS:
+        return f'<td class="path">/{html.escape(text)}</td>'
+    return f"<td>{html.escape(text)}</td>"
 
 
 def _cell(value: Any) -> str:

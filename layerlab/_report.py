@@ -15,12 +15,14 @@ way in 2 MB.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import functools
 import gzip
 import json
 import math
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +125,7 @@ def report(
             must already be escaped HTML; with 2 to 10 images and no section
             given, the comparison of the images is used.
     """
+    target = _validate_target(path, images)
     text = render_report(
         images,
         inline_plotlyjs=inline_plotlyjs,
@@ -133,9 +136,51 @@ def report(
         max_treemap_nodes=max_treemap_nodes,
         comparison_html=comparison_html,
     )
-    target = Path(path)
-    target.write_text(text, encoding="utf-8")
+    _write_atomically(target, text)
     return target
+
+
+def _validate_target(path: str | os.PathLike[str], images: Any) -> Path:
+    """Return ``path`` made absolute after checking it is a writable file name
+    that names no input image."""
+    from ._write import input_path
+
+    target = Path(os.path.abspath(path))
+    if not target.parent.is_dir():
+        raise OptionError(f"output directory {target.parent} does not exist")
+    if target.is_dir():
+        raise OptionError(f"output {path} is a directory; give a file name")
+    if not target.exists():
+        return target
+    if isinstance(images, (str, os.PathLike)) or hasattr(images, "layers"):
+        images = [images]
+    for item in images:
+        reference = getattr(item, "reference", item)
+        source = input_path(os.fspath(reference))
+        if source is not None and os.path.samefile(source, target):
+            raise OptionError(
+                f"output {path} is the input image {reference}; choose another file"
+            )
+    return target
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    # A report that fails half-written must not replace the previous one, so
+    # the text goes to a temporary file beside the target and is renamed.
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 def render_report(

@@ -45,7 +45,7 @@ def validate_output(path: str, image: Image) -> str:
         raise OptionError(f"output directory {directory} does not exist")
     if os.path.isdir(target):
         raise OptionError(f"output {path} is a directory; give a file name")
-    source = _input_path(image.reference)
+    source = input_path(image.reference)
     if (
         source is not None
         and os.path.exists(target)
@@ -55,7 +55,8 @@ def validate_output(path: str, image: Image) -> str:
     return target
 
 
-def _input_path(reference: str) -> str | None:
+def input_path(reference: str) -> str | None:
+    """Return the file or directory that ``reference`` reads, if it names one."""
     for prefix in ("docker-archive:", "oci-archive:", "oci:"):
         if reference.startswith(prefix):
             reference = reference[len(prefix) :]

@@ -400,6 +400,60 @@ def test_cli_report_unknown_sample(
     assert not output.exists()
 
 
+def test_cli_report_keeps_input_archive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(sample_path("rm-later").read_bytes())
+    before = archive.read_bytes()
+    assert main(["report", f"oci-archive:{archive}", "-o", str(archive)]) == 2
+    assert "is the input image" in capsys.readouterr().err
+    assert archive.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [("missing/out.html", "output directory"), (".", "is a directory")],
+)
+def test_cli_report_invalid_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str, message: str
+) -> None:
+    target = tmp_path / output
+    assert main(["report", "--cdn", "-o", str(target)]) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+def test_report_failure_keeps_previous_file(
+    tmp_path: Path, rm_later: layerlab.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output = tmp_path / "out.html"
+    output.write_text("previous report", encoding="utf-8")
+
+    def fail(*args: Any, **kwargs: Any) -> str:
+        raise OSError(28, "No space left on device")
+
+    # A full disk cannot be had on demand, so the final rename is made to fail.
+    monkeypatch.setattr("layerlab._report.os.replace", fail)
+    with pytest.raises(OSError, match="No space left"):
+        report(rm_later, output, inline_plotlyjs=False)
+    assert output.read_text(encoding="utf-8") == "previous report"
+    assert [path.name for path in tmp_path.iterdir()] == ["out.html"]
+
+
+def test_report_file_mode_follows_umask(
+    tmp_path: Path, rm_later: layerlab.Image
+) -> None:
+    import os
+
+    old = os.umask(0o027)
+    try:
+        written = report(rm_later, tmp_path / "out.html", inline_plotlyjs=False)
+    finally:
+        os.umask(old)
+    assert written.stat().st_mode & 0o777 == 0o640
+
+
 def test_cli_samples_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["samples", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
