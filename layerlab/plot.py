@@ -12,6 +12,7 @@ labels and hover text as markup.
 
 from __future__ import annotations
 
+import collections
 import html
 import textwrap
 from typing import Any
@@ -375,7 +376,7 @@ def waste(
                 hoverinfo="text",
             )
         )
-    labels = [_escape(_shorten_path(group, 48)) for group in groups]
+    labels = [_escape(label) for label in _path_labels(list(groups), 48)]
     figure.update_layout(
         template=TEMPLATE,
         title=title,
@@ -576,6 +577,29 @@ def _shorten_path(path: str, width: int) -> str:
         return text
     keep = width - 1
     return text[: keep // 3] + "…" + text[-(keep - keep // 3) :]
+
+
+def _path_labels(paths: list[str], width: int) -> list[str]:
+    """Shorten each path to ``width`` characters, keeping the labels distinct.
+
+    Paths that differ only in the middle (``lib/cs/x.json``, ``lib/de/x.json``)
+    shorten to the same label, so those keep their tail instead, and any that
+    still collide get a number.
+    """
+    labels = [_shorten_path(path, width) for path in paths]
+    counts = collections.Counter(labels)
+    for index, path in enumerate(paths):
+        if counts[labels[index]] > 1:
+            labels[index] = "…" + ("/" + path)[-(width - 1) :]
+    seen: collections.Counter[str] = collections.Counter()
+    repeated = {
+        label for label, count in collections.Counter(labels).items() if count > 1
+    }
+    for index, label in enumerate(labels):
+        if label in repeated:
+            seen[label] += 1
+            labels[index] = f"{label} ({seen[label]})"
+    return labels
 
 
 def _with_alpha(color: str, alpha: float) -> str:

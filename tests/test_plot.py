@@ -347,3 +347,27 @@ def test_waste_options_checked(small: layerlab.Image) -> None:
         plot.waste(small, by="layer")
     with pytest.raises(layerlab.OptionError, match="depth"):
         plot.waste(small, by="directory", depth=0)
+
+
+def test_waste_labels_stay_distinct() -> None:
+    # Two long paths that differ only in the middle shorten alike from both
+    # ends, so their labels keep the tail instead.
+    stem = "opt/vendor/typescript-5.9.3/package/lib/"
+    paths = [
+        f"{stem}{language}/diagnosticMessages.generated.json"
+        for language in ("cs", "de")
+    ]
+    table = pd.DataFrame(
+        {
+            "path": paths + ["etc/short.conf"],
+            "size": [300, 200, 100],
+            "reason": ["deleted", "deleted", "overwritten"],
+            "layer": [1, 1, 0],
+            "hidden_by": [2, 2, 1],
+        }
+    )
+    labels = list(plot.waste(table).layout.yaxis.ticktext)
+    assert labels[0] == "…ackage/lib/cs/diagnosticMessages.generated.json"
+    assert labels[1] == "…ackage/lib/de/diagnosticMessages.generated.json"
+    assert labels[2] == "/etc/short.conf"
+    assert all(len(label) <= 48 for label in labels)
