@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._format import human_bytes
-from ._report import MAX_ROWS_PER_LAYER, report
+from ._report import MAX_ROWS_PER_LAYER, MAX_WASTE_ROWS, report, validate_target
 from ._samples import DEFAULT_SAMPLE, list_samples, sample_path
 
 
@@ -56,6 +56,13 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help=f"entries listed per layer, largest first (default {MAX_ROWS_PER_LAYER})",
     )
+    parser.add_argument(
+        "--max-waste-rows",
+        type=int,
+        default=MAX_WASTE_ROWS,
+        metavar="N",
+        help=f"rows of the waste table, largest first (default {MAX_WASTE_ROWS})",
+    )
     add_image_options(parser)
     parser.set_defaults(func=_report)
 
@@ -98,6 +105,8 @@ def _report(args: argparse.Namespace) -> int:
     if not references:
         references.append(f"oci-archive:{sample_path(DEFAULT_SAMPLE)}")
 
+    # Checked before reading, which can take a while on a large image.
+    validate_target(args.output, references)
     console = stderr_console()
     with contextlib.ExitStack() as stack:
         images = [stack.enter_context(open_from_args(args, ref)) for ref in references]
@@ -109,6 +118,7 @@ def _report(args: argparse.Namespace) -> int:
                 compress=args.compress,
                 title=args.title,
                 max_rows_per_layer=args.max_rows,
+                max_waste_rows=args.max_waste_rows,
             )
     print_written(path)
     return 0

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import OptionError
-from ._format import human_bytes
+from ._format import human_bytes, visible_text
 from ._pull import layer_keys
 
 MAX_IMAGES = 10
@@ -546,9 +546,11 @@ def _html_table(table: pd.DataFrame, columns: list[str], *, sizes: set[str]) -> 
     for record in table[columns].itertuples(index=False):
         cells = [_html_cell(name, value, sizes) for name, value in zip(columns, record)]
         rows.append(f"<tr>{''.join(cells)}</tr>")
+    # The wrapper scrolls a wide table sideways on a narrow screen.
     return (
-        f'<table class="data"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        '<div class="wide"><table class="data">'
+        f"<thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
@@ -559,7 +561,7 @@ def _html_cell(name: str, value: Any, sizes: set[str]) -> str:
         return f'<td class="number">{int(value):,}</td>'
     text = _cell(value)
     if name in _PATH_COLUMNS:
-        return f'<td class="path">/{html.escape(text)}</td>'
+        return f'<td class="path">/{html.escape(visible_text(text))}</td>'
     return f"<td>{html.escape(text)}</td>"
 
 

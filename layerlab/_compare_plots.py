@@ -7,13 +7,12 @@ are HTML-escaped before they reach plotly, which reads tags in text.
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ._errors import OptionError
-from ._format import short_command
+from ._format import plotly_text, short_command
 from ._pull import layer_keys
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ def sizes_figure(comparison: Comparison) -> go.Figure:
     import plotly.graph_objects as go
 
     summary = comparison.summary
-    labels = [html.escape(label) for label in comparison.labels]
+    labels = [plotly_text(label) for label in comparison.labels]
     figure = go.Figure()
     for column, name in (
         ("content_bytes", "content"),
@@ -71,7 +70,7 @@ def waterfalls_figure(comparison: Comparison) -> go.Figure:
         rows=1,
         cols=len(comparison.images),
         shared_yaxes=True,
-        subplot_titles=[html.escape(label) for label in comparison.labels],
+        subplot_titles=[plotly_text(label) for label in comparison.labels],
     )
     baseline = set(layer_keys(comparison.images[0], "chain_id"))
     for column, image in enumerate(comparison.images, start=1):
@@ -95,7 +94,7 @@ def _add_waterfall(figure: Any, image: Any, baseline: set[str], column: int) -> 
         for row in layers.itertuples()
     ]
     steps = [
-        html.escape(f"{index}: {command}") for index, command in enumerate(commands)
+        plotly_text(f"{index}: {command}") for index, command in enumerate(commands)
     ]
     shared = pd.Series(
         [key in baseline for key in layer_keys(image, "chain_id")], index=layers.index
@@ -151,9 +150,9 @@ def change_treemap(comparison: Comparison, label: str | None = None) -> go.Figur
     nodes = _change_nodes(comparison.diffs[label])
     figure = go.Figure(
         go.Treemap(
-            ids=[html.escape(node) for node in nodes["id"]],
-            labels=[html.escape(node) for node in nodes["name"]],
-            parents=[html.escape(node) for node in nodes["parent"]],
+            ids=[plotly_text(node) for node in nodes["id"]],
+            labels=[plotly_text(node) for node in nodes["name"]],
+            parents=[plotly_text(node) for node in nodes["parent"]],
             values=nodes["changed"],
             branchvalues="total",
             customdata=nodes[["net"]],
@@ -168,7 +167,7 @@ def change_treemap(comparison: Comparison, label: str | None = None) -> go.Figur
     )
     figure.update_layout(
         template=TEMPLATE,
-        title=f"Bytes changed per directory: {html.escape(label)}",
+        title=f"Bytes changed per directory: {plotly_text(label)}",
     )
     return figure
 

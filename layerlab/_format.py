@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 
 
@@ -51,3 +54,39 @@ def short_command(
         text = instruction or "(no history)"
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# Characters that change how the text around them shows: C0 and C1 controls,
+# DEL, and the Unicode bidirectional controls, with which a name such as
+# "a\u202etxt.exe" reads as "aexe.txt".
+_HIDDEN_CHARACTERS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def visible_text(text: str) -> str:
+    """Write control and bidirectional formatting characters as escapes.
+
+    A tab becomes ``\\t`` and a newline ``\\n``, the others ``\\xNN`` or
+    ``\\uNNNN``, so that a name taken from an image shows every character
+    it has and no character changes how its neighbours show.
+    """
+    return _HIDDEN_CHARACTERS.sub(_escape_character, text)
+
+
+def _escape_character(match: re.Match[str]) -> str:
+    character = match.group()
+    named = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}.get(character)
+    if named:
+        return named
+    code = ord(character)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def plotly_text(text: str) -> str:
+    """Escape ``text`` from an image for plotly, which reads tags in text.
+
+    Only ``&``, ``<`` and ``>`` are escaped, because plotly shows ``&quot;``
+    literally. Control and bidirectional characters become visible escapes.
+    """
+    return html.escape(visible_text(text), quote=False)

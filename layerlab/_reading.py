@@ -89,18 +89,28 @@ def _dive_sentence(metrics: Any) -> str:
         f"dive rates the image {metrics.efficiency:.1%} efficient with "
         f"{human_bytes(metrics.inefficient_bytes)} of inefficient bytes."
     )
-    if metrics.inefficient_bytes > metrics.reclaimable_bytes:
+    dive, exact = metrics.inefficient_bytes, metrics.reclaimable_bytes
+    if dive > exact:
         sentence += (
-            " dive's figure is larger because it counts every copy of a path "
-            "found in two or more layers, including the copy that stays visible."
+            f" dive's figure is larger{_exact_pair(dive, exact)} because it counts "
+            "every copy of a path found in two or more layers, including the copy "
+            "that stays visible."
         )
-    elif metrics.inefficient_bytes < metrics.reclaimable_bytes:
+    elif dive < exact:
         sentence += (
-            " dive's figure is smaller because it counts only paths found in two "
-            "or more layers, so it misses files removed together with their "
-            "directory (rm -rf DIR, or an opaque directory)."
+            f" dive's figure is smaller{_exact_pair(dive, exact)} because it counts "
+            "only paths found in two or more layers, so it misses files removed "
+            "together with their directory (rm -rf DIR, or an opaque directory)."
         )
     return sentence
+
+
+def _exact_pair(dive: int, exact: int) -> str:
+    # Two figures that round to the same text need their exact values, or
+    # "larger" reads as a mistake.
+    if human_bytes(dive) != human_bytes(exact):
+        return ""
+    return f" ({dive:,} B against {exact:,} B reclaimable)"
 
 
 def _s(count: int) -> str:

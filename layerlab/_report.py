@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import plot
 from ._errors import OptionError
-from ._format import human_bytes, share, short_command
+from ._format import human_bytes, share, short_command, visible_text
 from ._reading import plain_reading
 from ._samples import sample_name
 
@@ -43,6 +43,8 @@ PLOTLY_CDN = "https://cdn.plot.ly/plotly-{version}.min.js"
 MAX_ROWS_PER_LAYER = 1000
 MAX_WASTE_ROWS = 1000
 MAX_TREEMAP_NODES = 2000
+# Most images a report compares side by side.
+MAX_COMPARED = 10
 # Bars of the waste chart. When that many paths contain less than half the
 # waste, the chart sums it by directory instead.
 WASTE_BARS = 20
@@ -84,6 +86,7 @@ class _Section:
     waste: _Block
     waste_shown: int
     waste_by: str
+    waste_bars: tuple[int, int]
     waste_count: int
     waste_bytes: int
     layer_files: list[dict[str, Any]] = field(default_factory=list)
@@ -123,9 +126,10 @@ def report(
         max_treemap_nodes: largest number of nodes of each treemap.
         comparison_html: a section placed before the images' sections, which
             must already be escaped HTML; with 2 to 10 images and no section
-            given, the comparison of the images is used.
+            given, the comparison of the images is used, and with more, a note
+            that the comparison is left out.
     """
-    target = _validate_target(path, images)
+    target = validate_target(path, images)
     text = render_report(
         images,
         inline_plotlyjs=inline_plotlyjs,
@@ -140,7 +144,7 @@ def report(
     return target
 
 
-def _validate_target(path: str | os.PathLike[str], images: Any) -> Path:
+def validate_target(path: str | os.PathLike[str], images: Any) -> Path:
     """Return ``path`` made absolute after checking it is a writable file name
     that names no input image."""
     from ._write import input_path
@@ -214,7 +218,13 @@ def render_report(
             )
             for index, image in enumerate(opened, start=1)
         ]
-        if comparison_html is None and 2 <= len(opened) <= 10:
+        if comparison_html is None and len(opened) > MAX_COMPARED:
+            comparison_html = (
+                '<p class="note">The comparison is left out: side-by-side charts '
+                f"stay readable for up to {MAX_COMPARED} images, and this report "
+                f"has {len(opened)}. Compare fewer images at a time.</p>"
+            )
+        if comparison_html is None and 2 <= len(opened):
             from ._compare import compare
             from ._compare import comparison_html as render_comparison
 
@@ -300,11 +310,20 @@ def _section(
         layers=_layer_rows(image),
         waste=_block(waste, compress=compress),
         waste_by=waste_by,
+        waste_bars=_waste_bars(image.waste, waste_by),
         waste_shown=len(waste),
         waste_count=len(image.waste),
         waste_bytes=int(image.waste["size"].sum()),
         layer_files=_layer_files(image, max_rows_per_layer, compress=compress),
     )
+
+
+def _waste_bars(waste: pd.DataFrame, by: str) -> tuple[int, int]:
+    """Return how many bars the waste chart draws, and of how many groups."""
+    paths = waste["path"].astype(str).drop_duplicates()
+    if by == "directory":
+        paths = paths.map(lambda path: plot.waste_directory(path, 3)).drop_duplicates()
+    return min(WASTE_BARS, len(paths)), len(paths)
 
 
 def _waste_grouping(waste: pd.DataFrame) -> str:
@@ -482,7 +501,7 @@ def _waste_rows(image: Any, limit: int) -> list[list[Any]]:
         hidden_by = None if pd.isna(row.hidden_by) else int(row.hidden_by)
         rows.append(
             [
-                "/" + str(row.path),
+                "/" + visible_text(str(row.path)),
                 [human_bytes(size), size],
                 str(row.reason),
                 str(row.kind),
@@ -502,12 +521,16 @@ def _layer_files(image: Any, limit: int, *, compress: bool) -> list[dict[str, An
     )
     changed = files[~noise]
     commands = _commands(image)
+    still_visible = _kept_directories(files)
     groups = dict(tuple(changed.groupby("layer", observed=True)))
     result = []
     for layer in image.layers["layer"]:
         entries = groups.get(int(layer), changed.iloc[:0])
         ordered = entries.sort_values(["size", "path"], ascending=[False, True])
-        rows = [_file_row(row, commands) for row in ordered.head(limit).itertuples()]
+        rows = [
+            _file_row(row, commands, kept=row.Index in still_visible)
+            for row in ordered.head(limit).itertuples()
+        ]
         result.append(
             {
                 "layer": int(layer),
@@ -521,16 +544,53 @@ def _layer_files(image: Any, limit: int, *, compress: bool) -> list[dict[str, An
     return result
 
 
-def _file_row(row: Any, commands: dict[int, str]) -> list[Any]:
+def _kept_directories(files: pd.DataFrame) -> set[Any]:
+    """Return the index labels of hidden directories that are still visible.
+
+    Such a directory was hidden only by later layers that rewrote it with the
+    same mode and owner, up to a version in the final filesystem. The tables
+    hide those rewrites as noise, so the report shows the first version as
+    the visible one.
+    """
+    directories = files[files["kind"] == "dir"]
+    versions = {
+        (int(layer), path): (change, bool(visible), hidden_by)
+        for layer, path, change, visible, hidden_by in zip(
+            directories["layer"],
+            directories["path"],
+            directories["change"],
+            directories["visible"],
+            directories["hidden_by"],
+        )
+    }
+    kept = set()
+    hidden = directories[~directories["visible"]]
+    for label, path, hidden_by in zip(
+        hidden.index, hidden["path"], hidden["hidden_by"]
+    ):
+        while not pd.isna(hidden_by):
+            change, visible, hidden_by = versions.get(
+                (int(hidden_by), path), (None, False, pd.NA)
+            )
+            if change != "unchanged":
+                break
+            if visible:
+                kept.add(label)
+                break
+    return kept
+
+
+def _file_row(row: Any, commands: dict[int, str], *, kept: bool = False) -> list[Any]:
     size = int(row.size)
-    hidden_by = None if pd.isna(row.hidden_by) else int(row.hidden_by)
+    hidden_by = None if pd.isna(row.hidden_by) or kept else int(row.hidden_by)
+    waste = "" if pd.isna(row.waste_reason) or kept else str(row.waste_reason)
     return [
-        "/" + str(row.path),
+        "/" + visible_text(str(row.path)),
         [human_bytes(size), size],
         str(row.change),
         str(row.kind),
-        "yes" if row.visible else "no",
-        "" if pd.isna(row.waste_reason) else str(row.waste_reason),
+        "yes" if row.visible or kept else "no",
+        waste,
         _layer_cell(hidden_by, commands),
     ]
 

@@ -13,7 +13,6 @@ labels and hover text as markup.
 from __future__ import annotations
 
 import collections
-import html
 import textwrap
 from typing import Any
 
@@ -23,13 +22,17 @@ from plotly.colors import qualitative
 
 from . import _schema
 from ._errors import OptionError
-from ._format import human_bytes, short_command
+from ._format import human_bytes, plotly_text, short_command
 from ._treemap import directory_tree
 
 __all__ = ["layer_sizes", "treemap", "waste", "waterfall"]
 
 # Colours stay the same for a layer index across figures of one image.
-LAYER_COLORS = qualitative.Plotly + qualitative.Dark24
+# 84 distinct colours, so that images of up to 84 layers never share one; an
+# image of more layers reuses them, and its treemap adds a note.
+LAYER_COLORS = (
+    qualitative.Plotly + qualitative.Dark24 + qualitative.Light24 + qualitative.Alphabet
+)
 REASON_COLORS = {
     "deleted": "#d62728",
     "overwritten": "#ff7f0e",
@@ -92,7 +95,7 @@ def treemap(
     trace = trace_type(
         ids=drawn["id"].tolist(),
         parents=drawn["parent"].tolist(),
-        labels=[_escape(label) for label in drawn["label"]],
+        labels=[plotly_text(label) for label in drawn["label"]],
         values=drawn["value"].tolist(),
         branchvalues="total",
         text=[human_bytes(value) for value in drawn["value"]],
@@ -109,7 +112,8 @@ def treemap(
     figure.update_layout(
         template=TEMPLATE,
         title=title,
-        margin=_margin(title, top_legend=False),
+        # Room above the legend for plotly's toolbar, which would cover it.
+        margin={**_margin(title, top_legend=False), "t": _margin(title)["t"]},
         height=600,
         showlegend=True,
         legend={
@@ -126,19 +130,32 @@ def treemap(
     )
     if int(nodes["value"].iloc[0]) == 0:
         _add_note(figure, "The final filesystem has no file content.")
+    elif used and max(used) >= len(LAYER_COLORS):
+        figure.add_annotation(
+            text=f"Layers {len(LAYER_COLORS)} and above reuse the colours of "
+            "lower layers: hover over a box for the layer that wrote it.",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0,
+            y=0,
+            xanchor="left",
+            yanchor="top",
+        )
+        figure.update_layout(margin={"b": 40})
     return figure
 
 
 def _node_hover(row: Any, commands: dict[int, str]) -> str:
     path = "/" + row.path
     if row.aggregate:
-        lines = [f"<b>{row.files:,} smaller files in {_escape(path)}</b>"]
+        lines = [f"<b>{row.files:,} smaller files in {plotly_text(path)}</b>"]
     else:
-        lines = [f"<b>{_escape(path)}</b>"]
+        lines = [f"<b>{plotly_text(path)}</b>"]
     noun = "file" if row.files == 1 else "files"
     lines.append(f"{human_bytes(row.value)} in {row.files:,} {noun}")
     if row.layer >= 0:
-        lines.append(f"layer {row.layer}: {_escape(commands.get(row.layer, ''))}")
+        lines.append(f"layer {row.layer}: {plotly_text(commands.get(row.layer, ''))}")
     if row.layer_count > 1:
         share = row.layer_bytes / row.value
         lines.append(
@@ -173,7 +190,7 @@ def _add_layer_legend(
                 y=[None],
                 mode="markers",
                 marker={"color": layer_color(layer), "symbol": "square", "size": 12},
-                name=_escape(f"{layer}: {label}"),
+                name=plotly_text(f"{layer}: {label}"),
                 hoverinfo="skip",
             )
         )
@@ -299,7 +316,7 @@ def _step_rows(layers: pd.DataFrame, history: pd.DataFrame | None) -> list[tuple
 def _step_label(row: Any, width: int) -> str:
     command = short_command(_text(row.created_by), _text(row.instruction), width=width)
     prefix = f"{row.layer}" if row.layer >= 0 else "–"
-    return _escape(f"{prefix}  {command}")
+    return plotly_text(f"{prefix}  {command}")
 
 
 def _step_hover(row: Any) -> str:
@@ -376,7 +393,7 @@ def waste(
                 hoverinfo="text",
             )
         )
-    labels = [_escape(label) for label in _path_labels(list(groups), 48)]
+    labels = [plotly_text(label) for label in _path_labels(list(groups), 48)]
     figure.update_layout(
         template=TEMPLATE,
         title=title,
@@ -411,14 +428,14 @@ def waste_directory(path: str, depth: int) -> str:
 
 def _waste_hover(group: str, reason: str, rows: pd.DataFrame, *, by: str) -> str:
     lines = [
-        f"<b>{_escape('/' + group)}</b>",
+        f"<b>{plotly_text('/' + group)}</b>",
         f"{reason}: {human_bytes(rows['size'].sum())}",
     ]
     if by == "directory":
         lines[1] += f" in {len(rows):,} hidden versions"
         largest = rows.sort_values("size", ascending=False, kind="stable")
         for row in largest.head(HOVER_LINES - 2).itertuples():
-            lines.append(f"{_escape('/' + str(row.path))}: {human_bytes(row.size)}")
+            lines.append(f"{plotly_text('/' + str(row.path))}: {human_bytes(row.size)}")
         return "<br>".join(lines)
     for row in rows.itertuples():
         hidden_by = (
@@ -475,7 +492,7 @@ def layer_sizes(
             )
         )
     labels = [
-        _escape(
+        plotly_text(
             f"{row.layer}  {short_command(_text(row.created_by), _text(row.instruction), width=label_width)}"
         )
         for row in layers.itertuples()
@@ -560,15 +577,11 @@ def _layer_commands(layers: pd.DataFrame | None) -> dict[int, str]:
     }
 
 
-def _escape(text: str) -> str:
-    return html.escape(text, quote=False)
-
-
 def _wrap(text: str) -> str:
     lines = textwrap.wrap(text, HOVER_WIDTH, break_long_words=True) or [""]
     if len(lines) > HOVER_LINES:
         lines = lines[:HOVER_LINES] + ["…"]
-    return "<br>".join(_escape(line) for line in lines)
+    return "<br>".join(plotly_text(line) for line in lines)
 
 
 def _shorten_path(path: str, width: int) -> str:

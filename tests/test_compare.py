@@ -120,7 +120,10 @@ def test_comparison_figures(tmp_path: Path) -> None:
     before, after = _images(tmp_path)
     comparison = compare(str(before), str(after))
     bars = sizes_figure(comparison)
-    assert [trace.name for trace in bars.data][:2] == ["content", "layer blobs as stored"]
+    assert [trace.name for trace in bars.data][:2] == [
+        "content",
+        "layer blobs as stored",
+    ]
     assert list(bars.data[0].y) == list(comparison.summary["content_bytes"])
     waterfalls = waterfalls_figure(comparison)
     # Four traces per image: the invisible base, visible bytes of shared
@@ -459,3 +462,14 @@ def test_net_change_counts_hardlinks_once(tmp_path: Path) -> None:
         assert "net 300 B" in comparison_html(comparison)
         with pytest.raises(layerlab.OptionError, match="no image labelled"):
             comparison.net_change(comparison.labels[0])
+
+
+def test_comparison_labels_keep_quotes(tmp_path: Path) -> None:
+    command = "/bin/sh -c echo \"q\" 'r' <b>"
+    layers = [BASE, Layer([file("a.txt", b"a")], created_by=command)]
+    first = write_oci_archive(tmp_path / "first.tar", layers)
+    second = write_oci_archive(tmp_path / "second.tar", layers[:1])
+    figure = waterfalls_figure(compare(str(first), str(second)))
+    steps = {str(step) for trace in figure.data for step in trace.x}
+    assert "1: RUN echo \"q\" 'r' &lt;b&gt;" in steps
+    assert not any("&quot;" in step or "&#x27;" in step for step in steps)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from layerlab._format import human_bytes, share
+from layerlab._format import human_bytes, plotly_text, share, visible_text
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,28 @@ def test_share(part: int, whole: int, digits: int, text: str) -> None:
 )
 def test_human_bytes(size: int, text: str) -> None:
     assert human_bytes(size) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("plain/name.txt", "plain/name.txt"),
+        ("naïve-日本語.txt", "naïve-日本語.txt"),
+        ("tab\there", "tab\\there"),
+        ("line\nbreak", "line\\nbreak"),
+        ("\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m"),
+        ("del\x7f", "del\\x7f"),
+        ("c1\x85", "c1\\x85"),
+        # U+202E turns the rest around: "rtl\u202etxt.exe" reads "rtlexe.txt".
+        ("rtl\u202etxt.exe", "rtl\\u202etxt.exe"),
+        ("isolate\u2066x\u2069", "isolate\\u2066x\\u2069"),
+    ],
+)
+def test_visible_text(text: str, shown: str) -> None:
+    assert visible_text(text) == shown
+
+
+def test_plotly_text_keeps_quotes() -> None:
+    # plotly shows &quot; and &#x27; literally, but reads tags.
+    assert plotly_text("\"a\" 'b' <b>&") == "\"a\" 'b' &lt;b&gt;&amp;"
+    assert plotly_text("x\u202ey") == "x\\u202ey"

@@ -371,3 +371,20 @@ def test_waste_labels_stay_distinct() -> None:
     assert labels[1] == "…ackage/lib/de/diagnosticMessages.generated.json"
     assert labels[2] == "/etc/short.conf"
     assert all(len(label) <= 48 for label in labels)
+
+
+def test_treemap_notes_reused_colours(tmp_path: Path) -> None:
+    count = len(plot.LAYER_COLORS) + 2
+    layers = [Layer([file(f"f{index}", b"x" * (index + 1))]) for index in range(count)]
+    path = write_oci_archive(tmp_path / "tall.tar", layers)
+    with layerlab.open_image(f"oci-archive:{path}", cache=False) as image:
+        figure = plot.treemap(image)
+    notes = [note.text for note in figure.layout.annotations]
+    assert any("reuse the colours" in note for note in notes)
+    assert len(set(plot.LAYER_COLORS)) == len(plot.LAYER_COLORS)
+    assert plot.layer_color(len(plot.LAYER_COLORS)) == plot.layer_color(0)
+
+
+def test_treemap_without_reused_colours(small: layerlab.Image) -> None:
+    notes = [note.text for note in plot.treemap(small).layout.annotations]
+    assert not any("reuse the colours" in note for note in notes)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from handmade import Layer, file, write_oci_archive
+from handmade import Layer, directory, file, write_oci_archive
 from report_images import (
     HOSTILE_COMMAND,
     HOSTILE_NAMES,
@@ -280,6 +280,14 @@ def test_report_several_images(rm_later: layerlab.Image) -> None:
     assert 'href="#image-2"' in text
 
 
+def test_report_many_images_skip_comparison(rm_later: layerlab.Image) -> None:
+    text = render_report([rm_later] * 11, inline_plotlyjs=False, compress=False)
+    assert 'id="image-11"' in text
+    assert "<h2>Comparison</h2>" not in text
+    assert "The comparison is left out" in text
+    assert "this report has 11" in text
+
+
 def test_report_comparison_hook(rm_later: layerlab.Image) -> None:
     marker = '<div class="made-by-compare">side by side</div>'
     text = render_report(rm_later, inline_plotlyjs=False, comparison_html=marker)
@@ -525,7 +533,8 @@ def test_reading_overwritten_advice(tmp_path: Path) -> None:
     assert "The largest item is /a.bin (5.0 kB, overwritten)" in text
     assert "hidden by layer 1 (RUN make a.bin)" in text
     assert "keeps the old copy in the lower layer" in text
-    assert "dive's figure is larger" in text
+    # dive counts both copies of a.bin, 5,010 B, which rounds like 5,000 B.
+    assert "dive's figure is larger (5,010 B against 5,000 B reclaimable)" in text
 
 
 def test_waste_chart_by_directory_for_small_files(tmp_path: Path) -> None:
@@ -547,3 +556,29 @@ def test_waste_chart_by_path_for_few_paths(sample_page: str) -> None:
     assert "the chart sums it by directory" not in "".join(page.text)
     labels = page.figures[-1]["layout"]["yaxis"]["ticktext"]
     assert labels[0] == "/tmp/build/toolchain.bin"
+
+
+def _layer_rows(page: str, layer: int) -> dict[str, list[Any]]:
+    parser = PageParser()
+    parser.feed(page)
+    return {row[0]: row for row in parser.rows.get(f"image-1-files-{layer}", [])}
+
+
+def test_rewritten_directory_shows_visible(tmp_path: Path) -> None:
+    # The builder rewrites every directory a step touches. "kept" is rewritten
+    # unchanged up to the top; "chmod" is rewritten, then changes mode.
+    layers = [
+        Layer([directory("kept"), directory("chmod"), file("kept/a", b"a")]),
+        Layer([directory("kept"), directory("chmod"), file("kept/b", b"b")]),
+        Layer([directory("chmod", mode=0o700), file("c", b"c")]),
+    ]
+    path = write_oci_archive(tmp_path / "dirs.tar", layers)
+    with layerlab.open_image(f"oci-archive:{path}", cache=False) as image:
+        page = render_report(image, inline_plotlyjs=False, compress=False)
+    first = _layer_rows(page, 0)
+    assert first["/kept"][4:7] == ["yes", "", ["", None]]
+    assert first["/chmod"][4] == "no"
+    assert first["/chmod"][6][:2] == ["1", 1]
+    # Rewrites that change nothing are left out of their layer's list.
+    assert "/kept" not in _layer_rows(page, 1)
+    assert "/chmod" in _layer_rows(page, 2)

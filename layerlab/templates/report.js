@@ -209,9 +209,13 @@
     if (count) {
       var total = table.tBodies[0].rows.length;
       count.textContent = query
-        ? shown.toLocaleString("en") + " of " + total.toLocaleString("en") + " rows"
-        : total.toLocaleString("en") + " rows";
+        ? shown.toLocaleString("en") + " of " + rowCount(total)
+        : rowCount(total);
     }
+  }
+
+  function rowCount(count) {
+    return count.toLocaleString("en") + (count === 1 ? " row" : " rows");
   }
 
   // Marks for anyone timing the page (performance.getEntriesByType("mark")).
