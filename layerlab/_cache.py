@@ -25,7 +25,7 @@ from pyarrow import feather
 from . import _schema
 
 # Bump when the entry columns or their meaning change, so old files are ignored.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 logger = logging.getLogger("layerlab")
 

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ._tar import encode_name
+
 WHITEOUT_PREFIX = ".wh."
 # dive's FileTree.AddPath drops any name with this prefix (the opaque marker
 # ``.wh..wh..opq``, aufs' ``.wh..wh.plnk``) and everything below it.
@@ -330,18 +332,15 @@ class _LayerTree:
 _CONTROL = re.compile("[\x00-\x02]")
 
 
-def _encode(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
-
-
 def _bytes_key(key: str) -> bytes:
+    # dive compares the tar's own bytes, so escaped names are encoded back.
     # "\x01" between names sorts a child before any longer sibling name, and
     # "\x02" at the end sorts a node after its own children.
-    return _encode(key).replace(b"/", b"\x01") + b"\x02"
+    return encode_name(key).replace(b"/", b"\x01") + b"\x02"
 
 
 def _tuple_key(key: str) -> tuple[tuple[int, bytes], ...]:
-    return tuple((0, _encode(name)) for name in key.split("/")) + ((1, b""),)
+    return tuple((0, encode_name(name)) for name in key.split("/")) + ((1, b""),)
 
 
 class _StackedTree:

@@ -79,7 +79,10 @@ ENTRY_COLUMNS: dict[str, object] = {
 
 _ENTRY_DESCRIPTIONS = {
     "path": "path relative to the root, with no leading ./ or / and no trailing "
-    "/; .. components are resolved inside the root",
+    "/; .. components are resolved inside the root. A byte that is not part "
+    "of valid UTF-8 is written as U+FFFD, x and two hex digits (caf\\xe9 is "
+    "caf\ufffdxe9), and a U+FFFD of the name itself is doubled, so no two "
+    "names share a spelling and squash writes the original bytes back",
     "kind": "entry kind, one of KINDS",
     "size": "content bytes stored in the layer: the file size for regular "
     "files, 0 for every other kind (a hardlink shares its target's bytes)",
@@ -90,7 +93,8 @@ _ENTRY_DESCRIPTIONS = {
     "gid": "owner's group id",
     "mtime": "modification time in seconds since the epoch, truncated",
     "link_target": "symlink target as written, or the normalised path a "
-    "hardlink points to; missing for other kinds",
+    "hardlink points to, with bytes escaped as in path; missing for other "
+    "kinds",
     "hash": "xxh3-128 of the content as 32 hex digits for regular files; "
     "missing for other kinds and when hashing is turned off",
     "order": "position of the entry in the layer's tar stream",

