@@ -60,6 +60,7 @@ import yaml
 
 from ._dive import DiveMetrics, summarise, tabulate_paths
 from ._errors import OptionError
+from ._format import counted
 
 DISABLED = "disabled"
 
@@ -630,8 +631,9 @@ def _wasted_bytes_rule(metrics: DiveMetrics, rules: CIRules) -> RuleResult:
         value,
         threshold,
         failing=threshold is not None and value > threshold,
-        failed=f"{value} bytes wasted, more than the highest allowed {threshold}",
-        passed=f"{value} bytes wasted <= {threshold}",
+        failed=f"{counted(value, 'byte')} wasted, more than the highest allowed "
+        f"{threshold}",
+        passed=f"{counted(value, 'byte')} wasted <= {threshold}",
     )
 
 
@@ -642,11 +644,23 @@ def _user_wasted_rule(metrics: DiveMetrics, rules: CIRules) -> RuleResult:
         value,
         threshold,
         failing=threshold is not None and threshold < value,
-        failed=f"wasted bytes per user byte {value!r} is above the highest "
-        f"allowed {threshold!r}",
-        passed=f"wasted bytes per user byte {value!r} <= {threshold!r}",
+        failed=f"wasted bytes per user byte {_ratio_text(value)} is above the "
+        f"highest allowed {threshold!r}",
+        passed=_user_wasted_passed(value, threshold),
         exempt=_floor_message(metrics, rules, value, threshold),
     )
+
+
+def _user_wasted_passed(value: float, threshold: float | None) -> str:
+    if math.isnan(value):
+        # dive 0.13 divides 0 wasted by 0 user bytes, and NaN compares false
+        # with any threshold, so the rule passes.
+        return "wasted bytes per user byte n/a (0 wasted over 0 user bytes)"
+    return f"wasted bytes per user byte {value!r} <= {threshold!r}"
+
+
+def _ratio_text(value: float) -> str:
+    return "n/a" if math.isnan(value) else repr(value)
 
 
 def _rule_result(
@@ -677,8 +691,9 @@ def _floor_message(
     if wasted >= rules.min_wasted_bytes:
         return None
     return (
-        f"{value!r} is out of bounds ({threshold!r}), but only {wasted} bytes are "
-        f"wasted, below min_wasted_bytes {rules.min_wasted_bytes}"
+        f"{_ratio_text(value)} is out of bounds ({threshold!r}), but only "
+        f"{counted(wasted, 'byte')} wasted, below min_wasted_bytes "
+        f"{rules.min_wasted_bytes}"
     )
 
 

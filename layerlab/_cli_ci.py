@@ -17,8 +17,15 @@ from rich.text import Text
 
 from ._ci import CIResult, evaluate_ci, load_ci_rules
 from ._errors import LayerlabError
-from ._format import human_bytes
-from .cli import add_image_options, open_from_args, print_json, stderr_console
+from ._format import counted, human_bytes
+from ._terminal import percent, plain, root_path
+from .cli import (
+    add_image_options,
+    open_from_args,
+    print_error,
+    print_json,
+    stderr_console,
+)
 
 DEFAULT_CONFIG = ".dive-ci"
 TOP_FILES = 10
@@ -101,9 +108,7 @@ def run_ci(args: argparse.Namespace) -> int:
     try:
         result, reference, rules_file = _evaluate(args)
     except LayerlabError as error:
-        stderr_console().print(
-            f"layerlab: error: {error}", markup=False, highlight=False, soft_wrap=True
-        )
+        print_error(stderr_console(), str(error))
         return 2
     if args.json:
         print_json(result_json(result, reference, rules_file=rules_file))
@@ -193,23 +198,9 @@ def print_result(
     ``rules_file`` is the ``.dive-ci`` file the rules were read from, None
     when dive's defaults were the starting point.
     """
-    metrics = result.metrics
-    console.print(Text(reference, style="bold"))
-    console.print(
-        _rules_line(rules_file), markup=False, highlight=False, soft_wrap=True
-    )
-    console.print(f"  efficiency          {metrics.efficiency:.4%}")
-    console.print(
-        f"  wasted bytes        {metrics.inefficient_bytes} bytes "
-        f"({human_bytes(metrics.inefficient_bytes)})"
-    )
-    console.print(f"  user wasted         {metrics.user_wasted_percent:.4%}")
-    if result.settings.ignore:
-        console.print(
-            f"  ignoring            {', '.join(result.settings.ignore)} "
-            f"(dive alone: {result.dive.inefficient_bytes} bytes wasted)",
-            markup=False,
-        )
+    console.print(plain(reference, style="bold"))
+    console.print(plain(_rules_line(rules_file)), soft_wrap=True)
+    _print_figures(result, console)
     if len(result.metrics.inefficiencies):
         console.print(_files_table(result))
     else:
@@ -217,9 +208,27 @@ def print_result(
     for rule in result.rules:
         style = _STATUS_STYLE[rule.status]
         word = _STATUS_WORD[rule.status]
-        console.print(f"  [{style}]{word}[/{style}]  {rule.name}: ", end="")
-        console.print(rule.message, markup=False, highlight=False)
+        console.print(
+            Text.assemble("  ", (word, style), f"  {rule.name}: ", plain(rule.message))
+        )
     console.print(_summary(result))
+
+
+def _print_figures(result: CIResult, console: Console) -> None:
+    metrics = result.metrics
+    wasted = metrics.inefficient_bytes
+    console.print(f"  efficiency          {metrics.efficiency:.4%}")
+    console.print(
+        f"  wasted bytes        {counted(wasted, 'byte')} ({human_bytes(wasted)})"
+    )
+    console.print(f"  user wasted         {percent(metrics.user_wasted_percent, 4)}")
+    if result.settings.ignore:
+        dive_wasted = counted(result.dive.inefficient_bytes, "byte")
+        line = (
+            f"  ignoring            {', '.join(result.settings.ignore)} "
+            f"(dive alone: {dive_wasted} wasted)"
+        )
+        console.print(plain(line))
 
 
 def _rules_line(rules_file: str | None) -> str:
@@ -239,10 +248,10 @@ def _files_table(result: CIResult) -> Table:
     )
     table.add_column("count", justify="right")
     table.add_column("wasted", justify="right")
-    table.add_column("path")
+    # Folding keeps a long path whole, where an ellipsis would cut its file name.
+    table.add_column("path", overflow="fold")
     for path, count, size in files.head(TOP_FILES).itertuples(index=False, name=None):
-        # Paths come from the image: Text keeps rich from reading them as markup.
-        table.add_row(str(count), human_bytes(size), Text(path))
+        table.add_row(str(count), human_bytes(size), plain(root_path(path)))
     return table
 
 

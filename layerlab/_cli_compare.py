@@ -7,11 +7,10 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
-from ._format import human_bytes
+from ._format import counted, human_bytes
+from ._terminal import plain, root_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -107,12 +106,15 @@ def _changed(diff: pd.DataFrame) -> pd.DataFrame:
 
 def _print(comparison: Any, console: Console, top: int) -> None:
     table = Table(title="images", title_justify="left")
-    columns = ("label", "layers", "content", "stored", "paths", "reclaimable")
-    for name in (*columns, "to pull after the first"):
-        table.add_column(name, justify="left" if name == "label" else "right")
+    # Labels often differ only at the end (app:1, app:2), so a long one is
+    # folded onto more lines, never cut short with an ellipsis.
+    table.add_column("label", overflow="fold")
+    figures = ("layers", "content", "stored", "paths", "reclaimable")
+    for name in (*figures, "to pull after the first"):
+        table.add_column(name, justify="right")
     for row, pull in zip(comparison.summary.itertuples(), comparison.pull.itertuples()):
         table.add_row(
-            Text(str(row.label)),
+            plain(row.label),
             str(row.layers),
             human_bytes(row.content_bytes),
             human_bytes(row.compressed_bytes),
@@ -131,33 +133,33 @@ def _diff_table(
     baseline: str, label: str, diff: pd.DataFrame, net: int, top: int
 ) -> Table:
     changed = _changed(diff)
-    table = Table(
-        title=escape(
-            f"{label} against {baseline}: {len(changed)} paths changed, "
-            f"net {human_bytes(net)}"
-        ),
-        title_justify="left",
+    title = (
+        f"{label} against {baseline}: {counted(len(changed), 'path')} changed, "
+        f"net {human_bytes(net)}"
     )
-    for name in ("change", "size change", "path"):
-        table.add_column(name, justify="right" if name == "size change" else "left")
+    table = Table(title=plain(title), title_justify="left")
+    table.add_column("change")
+    table.add_column("size change", justify="right")
+    table.add_column("path", overflow="fold")
     for row in changed.head(top).itertuples():
-        # Paths are untrusted: Text keeps rich from reading [tags] in them.
         table.add_row(
-            str(row.change), human_bytes(int(row.size_change)), Text(str(row.path))
+            str(row.change),
+            human_bytes(int(row.size_change)),
+            plain(root_path(str(row.path))),
         )
     return table
 
 
 def _directory_table(label: str, directories: pd.DataFrame, top: int) -> Table:
-    table = Table(
-        title=escape(f"size change per directory: {label}"), title_justify="left"
-    )
-    for name in ("directory", "before", "after", "change"):
-        table.add_column(name, justify="left" if name == "directory" else "right")
+    title = plain(f"size change per directory: {label}")
+    table = Table(title=title, title_justify="left")
+    table.add_column("directory", overflow="fold")
+    for name in ("before", "after", "change"):
+        table.add_column(name, justify="right")
     changed = directories[directories["size_change"] != 0]
     for row in changed.head(top).itertuples():
         table.add_row(
-            Text(str(row.directory)),
+            plain(root_path(str(row.directory))),
             human_bytes(int(row.size_before)),
             human_bytes(int(row.size_after)),
             human_bytes(int(row.size_change)),

@@ -1,18 +1,21 @@
-"""``layerlab scenarios list|build|report``: the talk's four scenarios, built for real."""
+"""``layerlab scenarios list|build|report``: build and measure four scenarios."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from ._cli_report import add_page_options
+from ._terminal import plain
 from .cli import RichProgress, print_json
 
 _STAND_IN_CHOICES = {"auto": None, "always": True, "never": False}
@@ -22,11 +25,12 @@ def register(subparsers: Any) -> None:
     """Add ``scenarios`` with its ``list``, ``build`` and ``report`` subcommands."""
     parser = subparsers.add_parser(
         "scenarios",
-        help="build the talk's four Dockerfile scenarios and measure them",
+        help="build the four classic Dockerfile scenarios and measure them",
         description="Build the Dockerfile variants of the four scenarios (build "
         "cache, multistage, the rm that does not shrink, squash) through the "
         "Docker Engine, measure sizes, layers, build and rebuild times and "
-        "cache hits, and set them beside the talk's figures.",
+        "cache hits, and set the sizes beside the expected sizes that "
+        "'layerlab scenarios list' shows.",
     )
     commands = parser.add_subparsers(dest="scenarios_command", metavar="COMMAND")
     parser.set_defaults(func=lambda args: _help(parser))
@@ -42,7 +46,7 @@ def register(subparsers: Any) -> None:
         help="build scenarios and print the results table",
         description="Build the variants of each SCENARIO (all by default), "
         "reusing the build cache, rebuild after each variant's edit, and "
-        "print sizes, layers, times and cache hits beside the talk's figures.",
+        "print sizes, layers, times and cache hits beside the expected sizes.",
     )
     _add_build_options(building)
     building.add_argument(
@@ -57,7 +61,7 @@ def register(subparsers: Any) -> None:
         "report",
         help="build scenarios and write an HTML report of their images",
         description="Build like 'build', then write one self-contained HTML "
-        "file: the results beside the talk's figures, then a section per image.",
+        "file: the results beside the expected sizes, then a section per image.",
     )
     _add_build_options(reporting)
     reporting.add_argument(
@@ -135,11 +139,12 @@ def _list(args: argparse.Namespace) -> int:
     for column in ("#", "scenario", "variants", "talk"):
         table.add_column(column)
     for scenario in scenarios:
+        variants = scenario.variants
         table.add_row(
             str(scenario.number),
-            f"{scenario.name}\n{scenario.title}",
-            "\n".join(f"{v.name}: {v.summary}" for v in scenario.variants),
-            "\n".join(v.slide_text or "" for v in scenario.variants),
+            _lines([scenario.name, scenario.title]),
+            _lines(f"{variant.name}: {variant.summary}" for variant in variants),
+            _lines(variant.slide_text or "" for variant in variants),
         )
     Console().print(table)
     return 0
@@ -180,7 +185,7 @@ def _build(args: argparse.Namespace) -> int:
     console = Console()
     console.print(_results_table(results))
     for note in _notes(runs):
-        console.print(f"note: {note}", markup=False, highlight=False)
+        console.print(plain(f"note: {note}"))
     return 0
 
 
@@ -250,16 +255,22 @@ def _results_table(results: pd.DataFrame) -> Table:
         )
     for row in results.itertuples(index=False):
         table.add_row(
-            row.scenario,
-            row.variant,
+            plain(row.scenario),
+            plain(row.variant),
             f"{row.size_mb:.0f} MB",
-            _text(talk.get((row.scenario, row.variant))),
+            plain(_text(talk.get((row.scenario, row.variant)))),
             str(row.layers),
             _seconds(row.build_s),
             _seconds(row.rebuild_s),
             _hits(row),
         )
     return table
+
+
+def _lines(texts: Iterable[str]) -> Text:
+    # One cell with a line per text. plain() escapes a newline inside a text,
+    # so each text stays on its own line.
+    return Text("\n").join(plain(text) for text in texts)
 
 
 def _text(value: Any) -> str:

@@ -7,7 +7,8 @@ from typing import Any
 
 from rich.console import Console
 
-from ._format import human_bytes
+from ._format import counted, human_bytes
+from ._terminal import plain
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -115,16 +116,16 @@ def _count(value: str) -> int:
 def _print_result(result: Any) -> None:
     console = Console()
     console.print(
-        f"squashed layers {result.first}-{result.last}: {result.layers_before} "
-        f"layers -> {result.layers_after}, content "
-        f"{human_bytes(result.content_bytes_before)} -> "
+        f"squashed layers {result.first}-{result.last}: "
+        f"{counted(result.layers_before, 'layer')} -> {result.layers_after}, "
+        f"content {human_bytes(result.content_bytes_before)} -> "
         f"{human_bytes(result.content_bytes_after)} "
         f"(saved {human_bytes(result.saved_bytes)}, predicted "
         f"{human_bytes(result.predicted_bytes)})",
         highlight=False,
     )
-    console.print(
-        f"wrote {result.output}", markup=False, highlight=False, soft_wrap=True
-    )
+    # The output path and the tag are the user's text, so rich must not read
+    # markup or emoji codes in them.
+    console.print(plain(f"wrote {result.output}"), soft_wrap=True)
     if result.loaded_tag:
-        console.print(f"loaded as {result.loaded_tag}", markup=False, highlight=False)
+        console.print(plain(f"loaded as {result.loaded_tag}"))

@@ -371,7 +371,9 @@ def directory_sizes(
     table = pd.concat(sizes, axis=1, keys=["size_before", "size_after"]).fillna(0)
     table = table.astype("int64").reset_index(names="directory")
     table["size_change"] = table["size_after"] - table["size_before"]
-    table["depth"] = table["directory"].str.count("/") + 1
+    # astype(str): with no directory at all the column is empty and has no
+    # string dtype, and .str would raise.
+    table["depth"] = table["directory"].astype(str).str.count("/") + 1
     return largest_change_first(table)
 
 

@@ -90,3 +90,9 @@ def plotly_text(text: str) -> str:
     literally. Control and bidirectional characters become visible escapes.
     """
     return html.escape(visible_text(text), quote=False)
+
+
+def counted(count: int, singular: str, plural: str | None = None) -> str:
+    """Return ``count`` with the noun in the singular or plural: ``1 layer``."""
+    noun = singular if count == 1 else plural or f"{singular}s"
+    return f"{count} {noun}"

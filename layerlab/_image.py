@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import _cache, _schema
 from ._errors import InvalidImageError, LayerError
+from ._format import counted
 from ._history import history_table
 from ._layer import LayerRead, detect_compression, read_layer
 from ._merge import merge
@@ -286,8 +287,9 @@ def open_image(
     for index, info in enumerate(infos):
         if info.escaped_paths:
             message = (
-                f"layer {index}: {len(info.escaped_paths)} entries tried to leave "
-                f"the root and were kept inside it, first {info.escaped_paths[0]!r}"
+                f"layer {index}: {counted(len(info.escaped_paths), 'entry', 'entries')}"
+                " tried to leave the root and were kept inside it, first "
+                f"{info.escaped_paths[0]!r}"
             )
             image.warnings.append(message)
             logger.warning("%s: %s", source.reference, message)

@@ -8,6 +8,7 @@ read as ``arm64``, ``x86_64`` as ``amd64`` and ``armhf`` as ``arm/v7``.
 from __future__ import annotations
 
 import platform as platform_module
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,45 @@ KNOWN_OS = frozenset(
         "zos",
     }
 )
+
+
+# The GOOS and GOARCH values of Go's internal/syslist (KnownOS and KnownArch),
+# to which the OCI image spec refers for a platform's os and architecture.
+# parse_platform rejects other values, after normalising them.
+GO_OS = KNOWN_OS | {"wasip1"}
+GO_ARCHITECTURES = frozenset(
+    {
+        "386",
+        "amd64",
+        "amd64p32",
+        "arm",
+        "armbe",
+        "arm64",
+        "arm64be",
+        "loong64",
+        "mips",
+        "mipsle",
+        "mips64",
+        "mips64le",
+        "mips64p32",
+        "mips64p32le",
+        "ppc",
+        "ppc64",
+        "ppc64le",
+        "riscv",
+        "riscv64",
+        "s390",
+        "s390x",
+        "sparc",
+        "sparc64",
+        "wasm",
+    }
+)
+
+# containerd's specifierRe (platforms.go), applied here to lowercase text.
+_VARIANT = re.compile(r"[a-z0-9_.-]+")
+
+_FORMS = "os/architecture[/variant], for example linux/amd64 or linux/arm64/v8"
 
 
 @dataclass(frozen=True)
@@ -85,20 +125,44 @@ def parse_platform(text: str) -> Platform:
     """Parse ``os/architecture[/variant]``, or a lone OS or architecture.
 
     A lone OS takes this machine's architecture, and a lone architecture the
-    OS ``linux``, as containerd's ``platforms.Parse`` does on Linux.
+    OS ``linux``, as containerd's ``platforms.Parse`` does on Linux. Raises
+    OptionError for malformed text, and for an OS or architecture that is not
+    in Go's lists after normalising.
     """
     parts = text.strip().split("/")
     if not all(parts) or len(parts) > 3:
-        raise OptionError(
-            f"invalid platform {text!r}: expected os/architecture[/variant], "
-            "for example linux/amd64 or linux/arm64/v8"
-        )
+        raise OptionError(f"invalid platform {text!r}: expected {_FORMS}")
     if len(parts) == 1:
         if parts[0].lower() in KNOWN_OS:
             host = host_platform()
             return normalize(parts[0], host.architecture, host.variant)
-        return normalize("linux", parts[0])
-    return normalize(*parts)
+        parsed = normalize("linux", parts[0])
+    else:
+        parsed = normalize(*parts)
+    _check_known(parsed, text)
+    return parsed
+
+
+def _check_known(parsed: Platform, text: str) -> None:
+    if parsed.os not in GO_OS:
+        known = ", ".join(sorted(GO_OS))
+        raise OptionError(
+            f"invalid platform {text!r}: unknown operating system {parsed.os!r}. "
+            f"Expected {_FORMS}, where the operating system is one of {known}"
+        )
+    if parsed.architecture not in GO_ARCHITECTURES:
+        known = ", ".join(sorted(GO_ARCHITECTURES))
+        raise OptionError(
+            f"invalid platform {text!r}: unknown architecture "
+            f"{parsed.architecture!r}. Expected {_FORMS}, where the architecture "
+            f"is one of {known}"
+        )
+    if parsed.variant and not _VARIANT.fullmatch(parsed.variant):
+        raise OptionError(
+            f"invalid platform {text!r}: invalid variant {parsed.variant!r}. "
+            f"Expected {_FORMS}, where a variant such as v7 is made of letters, "
+            "digits, '_', '.' and '-'"
+        )
 
 
 def names_variant(text: str) -> bool:

@@ -7,7 +7,7 @@ what it contains; a bare name that is not a path goes to the engine.
 After ``docker-archive:``, ``oci-archive:`` and ``oci:`` comes a path and
 optionally ``:NAME`` or ``:@N`` to choose one image. skopeo cuts the path at
 the first colon. Here the longest prefix that exists on disk is the path, so
-a path may itself contain colons.
+a path may itself contain colons. A plain path takes the same selectors.
 """
 
 from __future__ import annotations
@@ -89,9 +89,15 @@ def parse_reference(text: str) -> Reference:
         )
     if os.path.exists(text):
         return Reference(_guess_transport(text), text, inferred=True)
+    selected = _selected_image_file(text)
+    if selected is not None:
+        return selected
     suggestion = suggest_transport(text)
     if suggestion is not None and _names_a_file(text):
         raise InvalidReferenceError(_unknown_transport(text, suggestion))
+    if ":@" in text:
+        # No engine image name contains ":@", so the text names a missing file.
+        raise ReferenceNotFoundError(f"file {text.rpartition(':@')[0]} not found")
     if os.sep in text and not _looks_like_name(text) or text.endswith(".tar"):
         raise ReferenceNotFoundError(f"file {text} not found")
     return Reference("docker-daemon", text, inferred=True)
@@ -114,6 +120,27 @@ def suggest_transport(text: str) -> str | None:
     cutoff = 0.6 if len(prefix) <= 3 else 0.75
     close = difflib.get_close_matches(prefix.lower(), _SUGGESTED, n=1, cutoff=cutoff)
     return close[0] if close else None
+
+
+def _selected_image_file(text: str) -> Reference | None:
+    """Return the reference for ``PATH:@N`` or ``PATH:NAME`` without a transport.
+
+    Returns None when no prefix before a colon is a path that may hold images.
+    """
+    for path, selector in _path_candidates(text):
+        if selector is not None and _may_hold_image(path, selector):
+            reference = Reference(_guess_transport(path), path, inferred=True)
+            return _with_selector(reference, selector)
+    return None
+
+
+def _may_hold_image(path: str, selector: str) -> bool:
+    # No engine image name contains ":@". A NAME selector takes a file or an
+    # OCI layout only, so that "nginx:latest" beside a directory "nginx"
+    # still names an engine image.
+    if selector.startswith("@"):
+        return os.path.exists(path)
+    return os.path.isfile(path) or os.path.isfile(os.path.join(path, "index.json"))
 
 
 def _names_a_file(text: str) -> bool:
@@ -162,14 +189,14 @@ def _with_selector(reference: Reference, selector: str | None) -> Reference:
     if not selector:
         return reference
     if not selector.startswith("@"):
-        return Reference(reference.transport, reference.location, name=selector)
+        return dataclasses.replace(reference, name=selector)
     digits = selector[1:]
     if not digits.isascii() or not digits.isdigit():
         raise InvalidReferenceError(
             f"invalid source index {selector!r}: expected @N, where N is the "
             "0-based position of the image in the archive's manifest"
         )
-    return Reference(reference.transport, reference.location, source_index=int(digits))
+    return dataclasses.replace(reference, source_index=int(digits))
 
 
 def _looks_like_name(text: str) -> bool:

@@ -34,7 +34,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ._errors import LayerlabError, OptionError
-from ._format import human_bytes, short_command
+from ._format import human_bytes, short_command, visible_text
+from ._terminal import percent, plain, plain_lines, root_path, visible_lines
 
 # Feature modules that add their own subcommands through register(subparsers).
 FEATURE_MODULES = ("ci", "report", "squash", "compare", "scenarios")
@@ -52,7 +53,8 @@ class RichProgress:
 
     def _columns(self) -> tuple[ProgressColumn, ...]:
         return (
-            TextColumn("{task.description}"),
+            # A description names the image, so rich must not read markup in it.
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
@@ -66,7 +68,7 @@ class RichProgress:
             *self._columns(), console=self._console, transient=True
         )
         self._progress.start()
-        self._task = self._progress.add_task(description, total=total)
+        self._task = self._progress.add_task(visible_text(description), total=total)
 
     def advance(self, amount: int) -> None:
         if self._progress is not None:
@@ -156,9 +158,7 @@ def print_written(path: Path) -> None:
     """Print the path and size of a file the command wrote, on standard output."""
     size = human_bytes(path.stat().st_size)
     # soft_wrap keeps a long path on one line, as scripts that read it expect.
-    Console().print(
-        f"wrote {path} ({size})", markup=False, highlight=False, soft_wrap=True
-    )
+    Console().print(plain(f"wrote {path} ({size})"), soft_wrap=True)
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -242,13 +242,13 @@ def _text(value: Any) -> str | None:
 def print_summary(image: Any, console: Console, *, top: int = 10) -> None:
     """Print a readable summary of ``image``: layers, metrics and top waste."""
     metrics = image.metrics
-    console.print(f"[bold]{image.reference}[/bold]")
+    console.print(plain(image.reference, style="bold"))
     console.print(_layers_table(image))
 
     console.print("[bold]dive's metrics[/bold] (computed as dive 0.13 does)")
     console.print(f"  efficiency          {metrics.efficiency:.4%}")
     console.print(f"  inefficient bytes   {human_bytes(metrics.inefficient_bytes)}")
-    console.print(f"  user wasted         {metrics.user_wasted_percent:.2%}")
+    console.print(f"  user wasted         {percent(metrics.user_wasted_percent)}")
     console.print("[bold]layerlab's exact metrics[/bold]")
     console.print(
         f"  reclaimable bytes   {human_bytes(metrics.reclaimable_bytes)} "
@@ -260,7 +260,8 @@ def print_summary(image: Any, console: Console, *, top: int = 10) -> None:
     if len(image.waste):
         console.print(_waste_table(image, top))
     for warning in image.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}", markup=True)
+        # Warnings quote paths from the image, so rich must not read markup.
+        console.print(Text.assemble(("warning:", "yellow"), " ", plain(warning)))
 
 
 def _layers_table(image: Any) -> Table:
@@ -268,11 +269,10 @@ def _layers_table(image: Any) -> Table:
     for name in ("#", "instruction", "content", "stored", "+", "~", "-", "hidden"):
         table.add_column(name, justify="left" if name == "instruction" else "right")
     for row in image.layers.itertuples(index=False):
+        command = short_command(_text(row.created_by), _text(row.instruction), width=60)
         table.add_row(
             str(row.layer),
-            Text(
-                short_command(_text(row.created_by), _text(row.instruction), width=60)
-            ),
+            plain(command),
             human_bytes(row.content_size),
             human_bytes(row.compressed_size),
             str(row.added),
@@ -285,16 +285,17 @@ def _layers_table(image: Any) -> Table:
 
 def _waste_table(image: Any, top: int) -> Table:
     table = Table(title=f"largest waste (top {top})", title_justify="left")
-    for name in ("size", "reason", "layer", "hidden by", "path"):
-        table.add_column(name, justify="left" if name == "path" else "right")
+    for name in ("size", "reason", "layer", "hidden by"):
+        table.add_column(name, justify="right")
+    # Folding keeps a long path whole, where an ellipsis would cut its file name.
+    table.add_column("path", overflow="fold")
     for row in image.waste.head(top).itertuples(index=False):
-        # Paths come from the image: Text keeps rich from reading them as markup.
         table.add_row(
             human_bytes(row.size),
             str(row.reason),
             str(row.layer),
             str(row.hidden_by),
-            Text(str(row.path)),
+            plain(root_path(str(row.path))),
         )
     return table
 
@@ -395,9 +396,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_error(message: str) -> None:
-    stderr_console().print(
-        f"layerlab: error: {message}", markup=False, highlight=False, soft_wrap=True
-    )
+    print_error(stderr_console(), message)
+
+
+def print_error(console: Console, message: str) -> None:
+    """Print ``message`` as layerlab's error line, with image strings literal."""
+    console.print(plain_lines(f"layerlab: error: {message}"), soft_wrap=True)
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -411,6 +415,11 @@ class _StderrHandler(logging.StreamHandler):
     def emit(self, record: logging.LogRecord) -> None:
         self.stream = sys.stderr
         super().emit(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Messages quote references and paths from images, so escape
+        # sequences in them are written as visible escapes.
+        return visible_lines(super().format(record))
 
 
 def _configure_logging(verbosity: int) -> None:

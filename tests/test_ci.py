@@ -245,6 +245,19 @@ def test_single_layer_ratio(tmp_path: Path, waste: bool) -> None:
     assert math.isinf(ratio) if waste else math.isnan(ratio)
 
 
+def test_undefined_ratio_passes_as_na(tmp_path: Path) -> None:
+    archive = _single_layer(tmp_path, waste=False)
+    strict = CIRules(highest_user_wasted_percent=0.0)
+    with layerlab.open_image(f"docker-archive:{archive}", cache=False) as one:
+        rule = evaluate_ci(one, strict).rules[2]
+    # dive 0.13 compares NaN with the threshold, which is false, so it passes.
+    assert math.isnan(rule.value)
+    assert rule.status == "passed"
+    assert rule.message == (
+        "wasted bytes per user byte n/a (0 wasted over 0 user bytes)"
+    )
+
+
 def test_entries_accepted(image) -> None:
     tables = [image.entries(index) for index in range(len(image.layers))]
     assert evaluate_ci(tables).metrics.efficiency == EFFICIENCY

@@ -473,3 +473,12 @@ def test_comparison_labels_keep_quotes(tmp_path: Path) -> None:
     steps = {str(step) for trace in figure.data for step in trace.x}
     assert "1: RUN echo \"q\" 'r' &lt;b&gt;" in steps
     assert not any("&quot;" in step or "&#x27;" in step for step in steps)
+
+
+def test_compare_without_directories(tmp_path: Path) -> None:
+    first = write_oci_archive(tmp_path / "a.tar", [Layer([file("top", b"a" * 10)])])
+    second = write_oci_archive(tmp_path / "b.tar", [Layer([file("top", b"b" * 25)])])
+    comparison = compare(str(first), str(second))
+    # Files in the root belong to no directory, so the table is empty.
+    assert comparison.directories[comparison.labels[1]].empty
+    assert comparison.net_change(comparison.labels[1]) == 15

@@ -56,6 +56,81 @@ def test_malformed_platform_rejected(text: str) -> None:
         _platform.parse_platform(text)
 
 
+# GOOS and GOARCH values of Go's ports, which OCI platforms use.
+GO_ARCHITECTURES = [
+    "386",
+    "amd64",
+    "arm",
+    "arm64",
+    "loong64",
+    "mips",
+    "mips64",
+    "mips64le",
+    "mipsle",
+    "ppc64",
+    "ppc64le",
+    "riscv64",
+    "s390x",
+    "wasm",
+]
+GO_OPERATING_SYSTEMS = [
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
+]
+
+
+@pytest.mark.parametrize("architecture", GO_ARCHITECTURES)
+def test_go_architectures_accepted(architecture: str) -> None:
+    assert _platform.parse_platform(f"linux/{architecture}").architecture == (
+        architecture
+    )
+
+
+@pytest.mark.parametrize("os_name", GO_OPERATING_SYSTEMS)
+def test_go_operating_systems_accepted(os_name: str) -> None:
+    assert _platform.parse_platform(f"{os_name}/amd64").os == os_name
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("bogus", "unknown architecture 'bogus'"),
+        ("linux/bogus", "unknown architecture 'bogus'"),
+        ("linux/amd65", "unknown architecture 'amd65'"),
+        ("bogus/amd64", "unknown operating system 'bogus'"),
+        ("arm64/v8", "unknown operating system 'arm64'"),
+        ("linux/arm64/v8!", "invalid variant 'v8!'"),
+    ],
+)
+def test_unknown_platform_rejected(text: str, problem: str) -> None:
+    with pytest.raises(layerlab.OptionError) as caught:
+        _platform.parse_platform(text)
+    message = str(caught.value)
+    assert f"invalid platform {text!r}: {problem}" in message
+    assert "os/architecture[/variant]" in message
+    assert "linux/amd64" in message
+    assert "linux/arm64/v8" in message
+
+
+def test_unknown_architecture_lists_known_ones() -> None:
+    with pytest.raises(layerlab.OptionError) as caught:
+        _platform.parse_platform("linux/bogus")
+    assert "386, amd64, amd64p32, arm, arm64" in str(caught.value)
+
+
 def test_malformed_platform_fails_before_reading(tmp_path: Path) -> None:
     path = write_docker_archive(tmp_path / "i.tar", [Layer([file("a")])])
     with pytest.raises(layerlab.OptionError, match="linux/"):

@@ -210,6 +210,57 @@ def test_missing_path_lists_tried_prefixes(tmp_path: Path) -> None:
     assert f"'{missing}'" in message
 
 
+# Plain paths with a selector, read as with a transport.
+
+
+@pytest.mark.parametrize(
+    ("selector", "size"), [("@0", 5), ("@1", 6), ("team/db:2", 6), ("app", 5)]
+)
+def test_plain_path_takes_selector(
+    three_images: Path, selector: str, size: int
+) -> None:
+    reference = _refs.parse_reference(f"{three_images}:{selector}")
+    assert reference.transport == "docker-archive"
+    assert reference.location == str(three_images)
+    with layerlab.open_image(f"{three_images}:{selector}") as image:
+        assert which(image) == size
+
+
+def test_plain_path_index_out_of_range(three_images: Path) -> None:
+    with pytest.raises(layerlab.ReferenceNotFoundError, match="@5 is out of range"):
+        layerlab.open_image(f"{three_images}:@5")
+
+
+def test_missing_plain_path_with_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(layerlab.ReferenceNotFoundError) as caught:
+        _refs.parse_reference("missing.tar:@1")
+    assert str(caught.value) == "file missing.tar not found"
+
+
+def test_name_beside_directory_goes_to_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nginx").mkdir()
+    reference = _refs.parse_reference("nginx:latest")
+    assert reference.transport == "docker-daemon"
+    assert reference.location == "nginx:latest"
+
+
+def test_plain_layout_directory_takes_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_oci_layout(
+        tmp_path / "layout", [Layer([file("which", b"oci")])], tag="app:v1"
+    )
+    monkeypatch.chdir(tmp_path)
+    with layerlab.open_image("layout:v1") as image:
+        assert which(image) == 3
+
+
 def test_reference_round_trips_to_text() -> None:
     reference = _refs.Reference("docker-archive", "x.tar", source_index=2)
     assert str(reference) == "docker-archive:x.tar:@2"
@@ -440,6 +491,8 @@ COMPRESSED_READS = [
     ("gzip", "{}", "docker"),
     ("zstd", "oci-archive:{}", "oci"),
     ("gzip", "{}", "oci"),
+    # The transport is read from the inflated copy, as without a selector.
+    ("gzip", "{}:@0", "oci"),
 ]
 
 

@@ -240,9 +240,7 @@ def test_compressed_and_plain_reports_show_the_same(
     assert len(plain_tables["image-1-files-0"]) == 279
 
 
-def test_report_without_decompression_stream(
-    browser: Any, sample_report: Path
-) -> None:
+def test_report_without_decompression_stream(browser: Any, sample_report: Path) -> None:
     page = browser.page
     # Stands in for a browser older than DecompressionStream.
     page.add_init_script("delete window.DecompressionStream;")
