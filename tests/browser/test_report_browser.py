@@ -273,3 +273,28 @@ def test_two_image_report_draws_comparison(browser: Any, tmp_path: Path) -> None
     assert page.locator("#comparison table").count() >= 1
     assert browser.console_errors == []
     browser.screenshot("two-image-report")
+
+
+def test_spoofing_names_show_escaped(browser: Any, tmp_path: Path) -> None:
+    from handmade import Layer, file, write_oci_archive
+
+    # U+202E shows "rtl\u202etxt.exe" as "rtlexe.txt"; ESC starts a terminal
+    # sequence. Both must show as escapes, in the tables and the treemap.
+    names = ["rtl\u202etxt.exe", "esc\x1b[31mred.txt"]
+    layers = [Layer([file(name, b"x" * 100) for name in names])]
+    archive = write_oci_archive(tmp_path / "spoof.tar", layers)
+    path = report(f"oci-archive:{archive}", tmp_path / "spoof.html")
+    browser.open(path)
+    page = browser.page
+    cells = page.evaluate(
+        "() => [...document.querySelectorAll('#image-1-files-0 td.path')]"
+        ".map(td => td.textContent)"
+    )
+    assert sorted(cells) == ["/esc\\x1b[31mred.txt", "/rtl\\u202etxt.exe"]
+    labels = page.evaluate(
+        "() => [...document.querySelectorAll('#image-1-figure-treemap text')]"
+        ".map(t => t.textContent).join(' ')"
+    )
+    assert "rtl\\u202etxt.exe" in labels
+    assert "\u202e" not in page.evaluate("() => document.body.innerText")
+    assert browser.console_errors == []
