@@ -105,12 +105,18 @@ def _changed(diff: pd.DataFrame) -> pd.DataFrame:
 
 
 def _print(comparison: Any, console: Console, top: int) -> None:
-    table = Table(title="images", title_justify="left")
+    table = Table(
+        title="images",
+        title_justify="left",
+        caption="to pull: the first image from nothing, each other once the "
+        "first is present",
+        caption_justify="left",
+    )
     # Labels often differ only at the end (app:1, app:2), so a long one is
     # folded onto more lines, never cut short with an ellipsis.
     table.add_column("label", overflow="fold")
     figures = ("layers", "content", "stored", "paths", "reclaimable")
-    for name in (*figures, "to pull after the first"):
+    for name in (*figures, "to pull"):
         table.add_column(name, justify="right")
     for row, pull in zip(comparison.summary.itertuples(), comparison.pull.itertuples()):
         table.add_row(

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ._errors import OptionError
 from ._format import human_bytes
 from ._report import MAX_ROWS_PER_LAYER, MAX_WASTE_ROWS, report, validate_target
 from ._samples import DEFAULT_SAMPLE, list_samples, sample_path
@@ -106,6 +107,12 @@ def _report(args: argparse.Namespace) -> int:
         references.append(f"oci-archive:{sample_path(DEFAULT_SAMPLE)}")
 
     # Checked before reading, which can take a while on a large image.
+    for option, value in (
+        ("--max-rows", args.max_rows),
+        ("--max-waste-rows", args.max_waste_rows),
+    ):
+        if value < 0:
+            raise OptionError(f"{option} must be 0 or more, not {value}")
     validate_target(args.output, references)
     console = stderr_console()
     with contextlib.ExitStack() as stack:

@@ -7,7 +7,6 @@ final filesystem differs from the baseline's path by path.
 
 from __future__ import annotations
 
-import html
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import OptionError
-from ._format import human_bytes, visible_text
+from ._format import html_text, human_bytes
 from ._pull import layer_keys
 
 MAX_IMAGES = 10
@@ -480,7 +479,9 @@ def comparison_html(
             | {"reclaimable_bytes"},
         )
     )
-    parts.append("<h3>Pulling each image once the first is present</h3>")
+    parts.append(
+        "<h3>Pulling the first image, then each other once the first is present</h3>"
+    )
     parts.append(
         _html_table(
             comparison.pull,
@@ -507,14 +508,14 @@ def _diff_section(
     net = human_bytes(comparison.net_change(label))
     directories = comparison.directories[label]
     return [
-        f"<h3>{html.escape(label)} against {html.escape(baseline)}</h3>",
-        f"<p>{summary}; net {html.escape(net)}.</p>",
+        f"<h3>{html_text(label)} against {html_text(baseline)}</h3>",
+        f"<p>{summary}; net {html_text(net)}.</p>",
         _html_table(
             changed.head(top),
             ["path", "change", "kind_before", "kind_after", "size_change"],
             sizes={"size_change"},
         ),
-        f"<h4>Size change per directory: {html.escape(label)}</h4>",
+        f"<h4>Size change per directory: {html_text(label)}</h4>",
         _html_table(
             directories[directories["size_change"] != 0].head(top),
             ["directory", "size_before", "size_after", "size_change"],
@@ -528,9 +529,9 @@ def _diff_section(
 _HTML_HEADERS = {
     "compressed_bytes": "stored bytes",
     "shared_with_baseline": "layers shared with the first",
-    "unique_bytes": "bytes in unshared layers",
-    "layers_to_pull_after_baseline": "layers to pull after the first",
-    "bytes_to_pull_after_baseline": "bytes to pull after the first",
+    "unique_bytes": "bytes in layers no other image has",
+    "layers_to_pull_after_baseline": "layers to pull",
+    "bytes_to_pull_after_baseline": "bytes to pull",
 }
 # Columns of paths inside the image, shown from the root as elsewhere.
 _PATH_COLUMNS = {"path", "directory"}
@@ -540,7 +541,7 @@ def _html_table(table: pd.DataFrame, columns: list[str], *, sizes: set[str]) -> 
     if table.empty:
         return "<p>No difference.</p>"
     head = "".join(
-        f'<th scope="col">{html.escape(_HTML_HEADERS.get(name, name.replace("_", " ")))}'
+        f'<th scope="col">{html_text(_HTML_HEADERS.get(name, name.replace("_", " ")))}'
         "</th>"
         for name in columns
     )
@@ -558,13 +559,13 @@ def _html_table(table: pd.DataFrame, columns: list[str], *, sizes: set[str]) -> 
 
 def _html_cell(name: str, value: Any, sizes: set[str]) -> str:
     if name in sizes:
-        return f'<td class="number">{html.escape(human_bytes(int(value)))}</td>'
+        return f'<td class="number">{html_text(human_bytes(int(value)))}</td>'
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return f'<td class="number">{int(value):,}</td>'
     text = _cell(value)
     if name in _PATH_COLUMNS:
-        return f'<td class="path">/{html.escape(visible_text(text))}</td>'
-    return f"<td>{html.escape(text)}</td>"
+        return f'<td class="path">/{html_text(text)}</td>'
+    return f"<td>{html_text(text)}</td>"
 
 
 def _cell(value: Any) -> str:

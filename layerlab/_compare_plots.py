@@ -43,7 +43,7 @@ def sizes_figure(comparison: Comparison) -> go.Figure:
     ):
         figure.add_bar(name=name, x=labels, y=summary[column])
     figure.add_bar(
-        name="to pull after the first image",
+        name="to pull (the first from nothing, the others after it)",
         x=labels,
         y=comparison.pull["bytes_to_pull_after_baseline"],
     )

@@ -59,8 +59,10 @@ def short_command(
 # Characters that change how the text around them shows: C0 and C1 controls,
 # DEL, and the Unicode bidirectional controls, with which a name such as
 # "a\u202etxt.exe" reads as "aexe.txt".
+# Invisible characters are escaped too, so that two names that differ only
+# by one (a zero-width space, a soft hyphen, a byte order mark) look different.
 _HIDDEN_CHARACTERS = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+    "[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
 )
 
 
@@ -72,6 +74,19 @@ def visible_text(text: str) -> str:
     it has and no character changes how its neighbours show.
     """
     return _HIDDEN_CHARACTERS.sub(_escape_character, text)
+
+
+def visible_lines(text: str) -> str:
+    """Apply :func:`visible_text` to each line of ``text``, keeping line breaks."""
+    return "\n".join(visible_text(line) for line in text.split("\n"))
+
+
+def html_text(text: str) -> str:
+    """Escape ``text`` from an image for HTML, with hidden characters visible.
+
+    Line breaks stay, for ``<pre>`` text and tooltips.
+    """
+    return html.escape(visible_lines(str(text)))
 
 
 def _escape_character(match: re.Match[str]) -> str:

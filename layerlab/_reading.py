@@ -40,6 +40,8 @@ def _storage_sentence(image: Any, metrics: Any) -> str:
     content = metrics.content_bytes
     count = len(image.layers)
     stored = f"{human_bytes(content)} of file content in {count} layer{_s(count)}"
+    if not count:
+        return "This image has no layers, so its filesystem is empty."
     if not content:
         return f"This image stores no file content in its {count} layer{_s(count)}."
     if not metrics.reclaimable_bytes:
@@ -48,7 +50,8 @@ def _storage_sentence(image: Any, metrics: Any) -> str:
             "filesystem: no layer holds bytes that a later layer deletes or "
             "replaces, so squashing would not make it smaller."
         )
-    portion = share(metrics.reclaimable_bytes, content, digits=0)
+    # One decimal, as the metrics table beside the paragraph shows it.
+    portion = share(metrics.reclaimable_bytes, content)
     return (
         f"This image stores {stored}, but {human_bytes(metrics.reclaimable_bytes)} "
         f"of it ({portion}) cannot be seen in the final filesystem: later layers "

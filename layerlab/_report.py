@@ -15,14 +15,12 @@ way in 2 MB.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import functools
 import gzip
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ import pandas as pd
 
 from . import plot
 from ._errors import OptionError
-from ._format import human_bytes, share, short_command, visible_text
+from ._format import human_bytes, share, short_command, visible_lines, visible_text
 from ._reading import plain_reading
 from ._samples import sample_name
 
@@ -169,22 +167,11 @@ def validate_target(path: str | os.PathLike[str], images: Any) -> Path:
 
 
 def _write_atomically(target: Path, text: str) -> None:
-    # A report that fails half-written must not replace the previous one, so
-    # the text goes to a temporary file beside the target and is renamed.
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    # A report that fails half-written must not replace the previous one.
+    from ._write import replacing
+
+    with replacing(target) as temporary:
+        Path(temporary).write_text(text, encoding="utf-8")
 
 
 def render_report(
@@ -603,8 +590,8 @@ def _layer_cell(layer: int | None, commands: dict[int, str]) -> list[Any]:
 
 def _commands(image: Any) -> dict[int, str]:
     return {
-        int(row.layer): short_command(
-            _text(row.created_by), _text(row.instruction), width=60
+        int(row.layer): visible_text(
+            short_command(_text(row.created_by), _text(row.instruction), width=60)
         )
         for row in image.layers.itertuples()
     }
@@ -643,12 +630,24 @@ def _environment() -> Any:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("layerlab", "templates"),
         autoescape=True,
+        finalize=_visible,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
     environment.filters["bytes"] = human_bytes
     return environment
+
+
+def _visible(value: Any) -> Any:
+    # Every text the page shows (commands, labels, references) may come from
+    # the image, so its control and bidirectional characters show as escapes.
+    # Markup (scripts, styles, data blocks) is the package's own and stays.
+    from markupsafe import Markup
+
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible_lines(value)
+    return value
 
 
 def _plotly_js(*, inline: bool, compress: bool) -> dict[str, Any]:

@@ -7,11 +7,11 @@ The page loads nothing: no script, no external style.
 from __future__ import annotations
 
 import math
-from html import escape
 from typing import Any
 
 import pandas as pd
 
+from ._format import html_text as escape
 from ._format import human_bytes, short_command
 
 MAX_LAYER_ROWS = 40

@@ -14,12 +14,7 @@ import math
 
 from rich.text import Text
 
-from ._format import visible_text
-
-
-def visible_lines(text: str) -> str:
-    """Apply ``visible_text`` to each line of ``text``, keeping the line breaks."""
-    return "\n".join(visible_text(line) for line in text.split("\n"))
+from ._format import visible_lines, visible_text
 
 
 def plain(text: object, style: str = "") -> Text:

@@ -7,6 +7,7 @@ a single rename, so the output is either complete or absent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -15,7 +16,7 @@ import shutil
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import zstandard
@@ -35,6 +36,47 @@ LAYER_TYPES = {
     "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
 }
 _CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def replacing(target: str | os.PathLike[str]) -> Iterator[str]:
+    """Yield a temporary path beside ``target`` that replaces it on success.
+
+    If the block raises, KeyboardInterrupt included, ``target`` keeps its
+    previous content and the temporary file is removed. A killed process
+    leaves the temporary file behind, never a partial ``target``. The new file gets
+    the mode a newly created file would get under the current umask. An
+    OSError names ``target``, not the temporary file the user never asked for.
+    """
+    directory, name = os.path.split(os.path.abspath(target))
+    try:
+        handle, temporary = tempfile.mkstemp(
+            dir=directory, prefix=f".{name}.", suffix=".tmp"
+        )
+    except OSError as error:
+        raise _naming(error, target) from error
+    os.close(handle)
+    try:
+        yield temporary
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, target)
+    except OSError as error:
+        _remove(temporary)
+        raise _naming(error, target) from error
+    except BaseException:
+        _remove(temporary)
+        raise
+
+
+def _naming(error: OSError, target: str | os.PathLike[str]) -> OSError:
+    return type(error)(error.errno, error.strerror, os.fspath(target))
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def validate_output(path: str, image: Image) -> str:

@@ -162,6 +162,9 @@ def print_written(path: Path) -> None:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    for directory, form in ((args.parquet, "parquet"), (args.csv, "csv")):
+        if directory:
+            _check_table_outputs(args.ref, directory, form)
     image = open_from_args(args, args.ref)
     with image:
         if args.parquet:
@@ -178,17 +181,38 @@ def _analyze(args: argparse.Namespace) -> int:
 TABLE_NAMES = ("layers", "files", "filesystem", "waste", "history")
 
 
-def _write_tables(image: Any, directory: str, form: str) -> None:
+def _check_table_outputs(reference: str, directory: str, form: str) -> None:
+    """Check before reading that the tables can go to ``directory``."""
+    from ._write import input_path
+
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise OptionError(f"{directory} exists and is not a directory")
+    source = input_path(reference)
+    for name in TABLE_NAMES:
+        path = os.path.join(directory, f"{name}.{form}")
+        if (
+            source is not None
+            and os.path.exists(path)
+            and os.path.samefile(source, path)
+        ):
+            raise OptionError(
+                f"{path} is the input image {reference}; write the tables elsewhere"
+            )
+
+
+def _write_tables(image: Any, directory: str, form: str) -> None:
+    from ._write import replacing
+
     os.makedirs(directory, exist_ok=True)
     for name in TABLE_NAMES:
         table = getattr(image, name)
-        path = os.path.join(directory, f"{name}.{form}")
-        if form == "parquet":
-            table.to_parquet(path, index=False)
-        else:
-            table.to_csv(path, index=False)
+        # Each file is replaced whole, so an interrupted run leaves the
+        # previous tables as they were.
+        with replacing(os.path.join(directory, f"{name}.{form}")) as path:
+            if form == "parquet":
+                table.to_parquet(path, index=False)
+            else:
+                table.to_csv(path, index=False)
 
 
 def analysis_json(image: Any) -> dict[str, Any]:

@@ -28,8 +28,8 @@ from ._treemap import directory_tree
 __all__ = ["layer_sizes", "treemap", "waste", "waterfall"]
 
 # Colours stay the same for a layer index across figures of one image.
-# 84 distinct colours, so that images of up to 84 layers never share one; an
-# image of more layers reuses them, and its treemap adds a note.
+# 84 distinct colours, so that no two of an image's first 84 layers share one.
+# Higher layers reuse them, and the treemap then adds a note.
 LAYER_COLORS = (
     qualitative.Plotly + qualitative.Dark24 + qualitative.Light24 + qualitative.Alphabet
 )
@@ -269,6 +269,8 @@ def waterfall(
     )
     _layout_steps(figure, steps, title=title, x_title="image size (content bytes)")
     figure.update_layout(barmode="overlay")
+    if layers.empty:
+        _add_note(figure, "The image has no layers.")
     return figure
 
 
@@ -512,6 +514,8 @@ def layer_sizes(
             "automargin": True,
         },
     )
+    if layers.empty:
+        _add_note(figure, "The image has no layers.")
     return figure
 
 

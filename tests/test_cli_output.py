@@ -16,7 +16,7 @@ import pytest
 from handmade import Layer, directory, file, whiteout, write_docker_archive
 from rich.console import Console
 
-from layerlab.cli import RichProgress, main
+from layerlab.cli import TABLE_NAMES, RichProgress, main
 
 RED = "\x1b[31mRED\x1b[0m.txt"
 TITLE = "\x1b]0;title\x07"
@@ -345,3 +345,34 @@ def test_plain_path_with_index_reads_file(
     code, out, _ = _run(capsys, "analyze", f"{one_layer}:@0", "--json")
     assert code == 0
     assert json.loads(out)["reference"] == f"{one_layer}:@0"
+
+
+def test_tables_never_replace_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    archive = write_docker_archive(tables / "waste.csv", [Layer([file("a", b"a")])])
+    before = archive.read_bytes()
+    assert main(["analyze", f"docker-archive:{archive}", "--csv", str(tables)]) == 2
+    assert "is the input image" in capsys.readouterr().err
+    assert archive.read_bytes() == before
+    assert sorted(path.name for path in tables.iterdir()) == ["waste.csv"]
+
+
+def test_tables_interrupted_keep_previous(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = write_docker_archive(tmp_path / "image.tar", [Layer([file("a", b"a")])])
+    tables = tmp_path / "tables"
+    assert main(["analyze", str(archive), "--csv", str(tables)]) == 0
+    previous = {path.name: path.read_bytes() for path in tables.iterdir()}
+    assert sorted(previous) == [f"{name}.csv" for name in sorted(TABLE_NAMES)]
+
+    def interrupt(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    # An interrupt cannot be timed to land mid-write, so the writer raises it.
+    monkeypatch.setattr("pandas.DataFrame.to_csv", interrupt)
+    assert main(["analyze", str(archive), "--csv", str(tables)]) == 130
+    assert {path.name: path.read_bytes() for path in tables.iterdir()} == previous

@@ -48,6 +48,11 @@ def test_human_bytes(size: int, text: str) -> None:
         # U+202E turns the rest around: "rtl\u202etxt.exe" reads "rtlexe.txt".
         ("rtl\u202etxt.exe", "rtl\\u202etxt.exe"),
         ("isolate\u2066x\u2069", "isolate\\u2066x\\u2069"),
+        # Invisible characters would make two different names look alike.
+        ("zero\u200bwidth", "zero\\u200bwidth"),
+        ("soft\xadhyphen", "soft\\xadhyphen"),
+        ("\ufeffbom", "\\ufeffbom"),
+        ("line\u2028separator", "line\\u2028separator"),
     ],
 )
 def test_visible_text(text: str, shown: str) -> None:

@@ -388,3 +388,17 @@ def test_treemap_notes_reused_colours(tmp_path: Path) -> None:
 def test_treemap_without_reused_colours(small: layerlab.Image) -> None:
     notes = [note.text for note in plot.treemap(small).layout.annotations]
     assert not any("reuse the colours" in note for note in notes)
+
+
+def test_zero_layer_image_notes(tmp_path: Path) -> None:
+    path = write_oci_archive(tmp_path / "empty.tar", [])
+    with layerlab.open_image(f"oci-archive:{path}", cache=False) as image:
+        figures = {
+            "waterfall": plot.waterfall(image),
+            "layer_sizes": plot.layer_sizes(image),
+            "treemap": plot.treemap(image),
+        }
+    for name, figure in figures.items():
+        notes = [note.text for note in figure.layout.annotations]
+        assert notes, name
+    assert "The image has no layers." in figures["waterfall"].layout.annotations[0].text

@@ -443,8 +443,10 @@ def test_report_failure_keeps_previous_file(
 
     # A full disk cannot be had on demand, so the final rename is made to fail.
     monkeypatch.setattr("layerlab._report.os.replace", fail)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match="No space left") as caught:
         report(rm_later, output, inline_plotlyjs=False)
+    # The error names the file the user asked for, not the temporary one.
+    assert caught.value.filename == str(output)
     assert output.read_text(encoding="utf-8") == "previous report"
     assert [path.name for path in tmp_path.iterdir()] == ["out.html"]
 
@@ -529,7 +531,8 @@ def test_reading_overwritten_advice(tmp_path: Path) -> None:
     path = write_oci_archive(tmp_path / "overwrite.tar", layers)
     with layerlab.open_image(f"oci-archive:{path}", cache=False) as image:
         text = plain_reading(image)
-    assert "5.0 kB of it (98%) cannot be seen" in text
+    # 5,000 of the 5,110 bytes stored.
+    assert "5.0 kB of it (97.8%) cannot be seen" in text
     assert "The largest item is /a.bin (5.0 kB, overwritten)" in text
     assert "hidden by layer 1 (RUN make a.bin)" in text
     assert "keeps the old copy in the lower layer" in text
@@ -582,3 +585,34 @@ def test_rewritten_directory_shows_visible(tmp_path: Path) -> None:
     # Rewrites that change nothing are left out of their layer's list.
     assert "/kept" not in _layer_rows(page, 1)
     assert "/chmod" in _layer_rows(page, 2)
+
+
+def test_hidden_characters_never_reach_page(tmp_path: Path) -> None:
+    # A command or a file name with U+202E reads backwards from there on,
+    # and ESC starts a terminal sequence: both must show as escapes.
+    command = "/bin/sh -c echo \x1b[2J \u202elive"
+    layers = [Layer([file("a.txt", b"a" * 10)], created_by=command)]
+    archive = write_oci_archive(tmp_path / "we\u202eird.tar", layers)
+    with layerlab.open_image(f"oci-archive:{archive}", cache=False) as image:
+        page = render_report(image, inline_plotlyjs=False, compress=False)
+    assert "\u202e" not in page
+    assert "\x1b" not in page
+    assert "echo \\x1b[2J \\u202elive" in html.unescape(page)
+    assert "we\\u202eird.tar" in page
+
+
+def test_reading_without_layers(tmp_path: Path) -> None:
+    path = write_oci_archive(tmp_path / "empty.tar", [])
+    with layerlab.open_image(f"oci-archive:{path}", cache=False) as image:
+        reading = plain_reading(image)
+    assert reading.startswith("This image has no layers, so its filesystem is empty.")
+
+
+@pytest.mark.parametrize("option", ["--max-rows", "--max-waste-rows"])
+def test_cli_report_negative_row_caps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    output = tmp_path / "out.html"
+    assert main(["report", option, "-5", "-o", str(output)]) == 2
+    assert f"{option} must be 0 or more, not -5" in capsys.readouterr().err
+    assert not output.exists()

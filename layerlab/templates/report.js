@@ -83,9 +83,21 @@
     );
   }
 
+  // On a narrow screen a legend at the side covers the figure, so it goes
+  // under the figure instead.
+  function fitLayout(target, layout) {
+    var legend = layout.legend || {};
+    if (target.clientWidth >= 700 || legend.orientation === "h") {
+      return layout;
+    }
+    var under = { orientation: "h", x: 0, xanchor: "left", y: 0, yanchor: "top" };
+    return Object.assign({}, layout, { legend: Object.assign({}, legend, under) });
+  }
+
   function drawFigures() {
     return eachBlock("data-figure", function (target, figure) {
-      return window.Plotly.newPlot(target, figure.data, figure.layout, {
+      var layout = fitLayout(target, figure.layout);
+      return window.Plotly.newPlot(target, figure.data, layout, {
         responsive: true,
         displaylogo: false,
       });

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import os
 import time
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from .._compare import (
     largest_change_first,
 )
 from .._errors import OptionError
-from .._format import human_bytes
+from .._format import html_text, human_bytes
 from ._base import ChartBox, filter_row
 from ._diff import directory_deltas, select_diff
 from ._static import compare_html
@@ -286,7 +285,7 @@ class CompareView(ChartBox):
     def _draw_deltas(self, chosen: pd.DataFrame, directory: str) -> None:
         assert self.charts is not None
         deltas = directory_deltas(chosen, directory=directory)
-        labels = [html.escape("/" + name) for name in deltas["directory"]]
+        labels = [html_text("/" + name) for name in deltas["directory"]]
         colors = [
             "#c62828" if change > 0 else "#2a8a2a" for change in deltas["size_change"]
         ]
@@ -319,8 +318,8 @@ class CompareView(ChartBox):
         net = self._counted_diff()["size_change"].sum()
         layers = self._shared_layers()
         parts = [
-            f"<b>{html.escape(_short(self.names[before]))}</b> → "
-            f"<b>{html.escape(_short(self.names[after]))}</b>: "
+            f"<b>{html_text(_short(self.names[before]))}</b> → "
+            f"<b>{html_text(_short(self.names[after]))}</b>: "
             + ", ".join(
                 f"{int(counts.get(name, 0)):,} {name}" for name in DIFF_CHANGES
             ),

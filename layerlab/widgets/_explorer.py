@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 import os
 import time
@@ -16,7 +15,7 @@ from plotly.subplots import make_subplots
 
 from .. import plot
 from .._errors import OptionError
-from .._format import human_bytes, short_command
+from .._format import html_text, human_bytes, short_command
 from ._base import ChartBox, filter_row
 from ._history import path_history
 from ._static import explorer_html
@@ -378,7 +377,7 @@ class LayerExplorer(ChartBox):
         self.tree_table.selected = path
         self.history = path_history(self.image, path, index=self._index)
         self.history_title.value = (
-            f"<b>Path history</b> of <code>/{html.escape(path)}</code>: "
+            f"<b>Path history</b> of <code>/{html_text(path)}</code>: "
             f"{len(self.history)} {'row' if len(self.history) == 1 else 'rows'}"
         )
         self.history_table.set_rows(self._history_rows())
@@ -515,7 +514,7 @@ class LayerExplorer(ChartBox):
                 sort=True,
             )
             self.charts.layout.title = {
-                "text": html.escape(self._view_label(self._view)),
+                "text": html_text(self._view_label(self._view)),
                 "x": 0.99,
                 "xanchor": "right",
                 "font": {"size": 13},
@@ -550,7 +549,7 @@ class LayerExplorer(ChartBox):
         image = self.image
         metrics = image.metrics
         return (
-            f"<b>{html.escape(image.reference)}</b>: {len(image.layers)} layers, "
+            f"<b>{html_text(image.reference)}</b>: {len(image.layers)} layers, "
             f"{human_bytes(metrics.content_bytes)} stored, "
             f"{human_bytes(metrics.reclaimable_bytes)} reclaimable, "
             f"dive efficiency {metrics.efficiency:.2%}"
@@ -568,12 +567,12 @@ class LayerExplorer(ChartBox):
     def _status_html(self) -> str:
         view = self._view
         assert view is not None
-        text = html.escape(self._view_label(view))
+        text = html_text(self._view_label(view))
         lines = len(self.tree_rows)
         if lines >= self.max_rows:
             text += f"; showing the first {lines:,} lines"
         if self._error:
-            text += f' <span style="color:#c62828">{html.escape(self._error)}</span>'
+            text += f' <span style="color:#c62828">{html_text(self._error)}</span>'
         return text
 
     def _layer_rows(self) -> list[list[Any]]:

@@ -7,11 +7,11 @@ SVG chart, with no script. Every string from an image is escaped.
 
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
 import pandas as pd
 
+from .._format import html_text as escape
 from .._format import human_bytes, short_command
 from .._summary import summary_html
 
