@@ -151,16 +151,23 @@ class ImageWriter:
         self._format = format
         # docker save stores layers uncompressed, and older engines load only those.
         self._compression = "none" if format == "docker" else compression
-        self._staging = tempfile.mkdtemp(
-            prefix=".layerlab-", dir=os.path.dirname(output) or "."
-        )
+        try:
+            self._staging = tempfile.mkdtemp(
+                prefix=".layerlab-", dir=os.path.dirname(output) or "."
+            )
+        except OSError as error:
+            raise _naming(error, output) from error
         self._blobs: dict[str, str] = {}
 
     def __enter__(self) -> ImageWriter:  # noqa: PYI034
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
         shutil.rmtree(self._staging, ignore_errors=True)
+        # The staging directory is ours, not the user's: name the output.
+        filename = getattr(error, "filename", None)
+        if isinstance(error, OSError) and str(filename).startswith(self._staging):
+            raise _naming(error, self._output) from error
 
     def _new_blob_path(self) -> str:
         handle, path = tempfile.mkstemp(dir=self._staging, suffix=".blob")

@@ -871,3 +871,22 @@ def test_cli_squash_non_utf8_name(tmp_path: Path, flags: list[str]) -> None:
     assert completed.returncode == 0, completed.stderr
     members = _raw_members(_layer_tars(out)[0])
     assert sorted(members) == [b"caf\\xe9.txt", CAFE]
+
+
+def test_write_error_names_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = write_oci_archive(tmp_path / "in.tar", [Layer([file("a", b"a")])])
+    output = tmp_path / "out.tar"
+
+    def full_disk(source: str, target: str) -> None:
+        raise OSError(28, "No space left on device", source)
+
+    # The packed archive is renamed into place last; a full disk cannot be had
+    # on demand, so that rename fails here with the staging file's name.
+    monkeypatch.setattr("layerlab._write.os.replace", full_disk)
+    with layerlab.open_image(f"oci-archive:{archive}", cache=False) as image:
+        with pytest.raises(OSError, match="No space left") as caught:
+            squash(image, output=output)
+    assert caught.value.filename == str(output)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.tar"]
