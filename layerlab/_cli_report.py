@@ -46,7 +46,8 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="add a bundled sample image (see 'layerlab samples'); repeatable",
+        help="add a bundled sample image after the REFs (see 'layerlab samples'); "
+        "repeatable; the first image is the one the others are compared with",
     )
     add_page_options(parser)
     parser.add_argument("--title", help="page title (default: from the references)")
