@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import OptionError
-from ._format import html_text, human_bytes
+from ._format import OFFLINE_CONFIG, html_text, human_bytes
 from ._pull import layer_keys
 
 MAX_IMAGES = 10
@@ -469,7 +469,11 @@ def comparison_html(
     parts = ['<div class="layerlab-comparison"><h2>Comparison</h2>', *figures_html]
     if charts:
         for figure in (sizes_figure(comparison), waterfalls_figure(comparison)):
-            parts.append(figure.to_html(include_plotlyjs=False, full_html=False))
+            parts.append(
+                figure.to_html(
+                    include_plotlyjs=False, full_html=False, config=OFFLINE_CONFIG
+                )
+            )
     parts.append(
         _html_table(
             comparison.summary,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ._errors import OptionError
-from ._format import plotly_text, short_command
+from ._format import human_bytes, plotly_text, short_command
 from ._pull import layer_keys
 
 if TYPE_CHECKING:
@@ -126,8 +126,15 @@ def _add_waterfall(figure: Any, image: Any, baseline: set[str], column: int) -> 
             name=name,
             legendgroup=name or None,
             showlegend=legend,
-            hovertext=hover if name else None,
-            hoverinfo="text+y" if name else "skip",
+            # Sizes in the hover read as everywhere else ("28.1 kB"), not in
+            # plotly's own "28.108k".
+            hovertext=[
+                f"{text}<br>{name}: {human_bytes(value)}"
+                for text, value in zip(hover, values)
+            ]
+            if name
+            else None,
+            hoverinfo="text" if name else "skip",
             row=1,
             col=column,
         )

@@ -5,6 +5,14 @@ from __future__ import annotations
 import html
 import re
 
+# plotly config for every figure layerlab draws: no "Share chart" button,
+# which would send the figure's data (an image's paths) to plotly's cloud.
+OFFLINE_CONFIG = {
+    "displaylogo": False,
+    "showSendToCloud": False,
+    "plotlyServerURL": "",
+}
+
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 
 

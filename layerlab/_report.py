@@ -145,24 +145,18 @@ def report(
 def validate_target(path: str | os.PathLike[str], images: Any) -> Path:
     """Return ``path`` made absolute after checking it is a writable file name
     that names no input image."""
-    from ._write import input_path
+    from ._write import check_not_input
 
     target = Path(os.path.abspath(path))
     if not target.parent.is_dir():
         raise OptionError(f"output directory {target.parent} does not exist")
     if target.is_dir():
         raise OptionError(f"output {path} is a directory; give a file name")
-    if not target.exists():
-        return target
     if isinstance(images, (str, os.PathLike)) or hasattr(images, "layers"):
         images = [images]
     for item in images:
         reference = getattr(item, "reference", item)
-        source = input_path(os.fspath(reference))
-        if source is not None and os.path.samefile(source, target):
-            raise OptionError(
-                f"output {path} is the input image {reference}; choose another file"
-            )
+        check_not_input(target, os.fspath(reference), shown=path)
     return target
 
 

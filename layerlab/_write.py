@@ -87,25 +87,53 @@ def validate_output(path: str, image: Image) -> str:
         raise OptionError(f"output directory {directory} does not exist")
     if os.path.isdir(target):
         raise OptionError(f"output {path} is a directory; give a file name")
-    source = input_path(image.reference)
-    if (
-        source is not None
-        and os.path.exists(target)
-        and os.path.samefile(source, target)
-    ):
-        raise OptionError(f"output {path} is the input image; choose another file")
+    check_not_input(target, image.reference, shown=path)
     return target
 
 
+def check_not_input(
+    target: str | os.PathLike[str], reference: str, *, shown: object = None
+) -> None:
+    """Raise OptionError if writing ``target`` would change the image ``reference``.
+
+    That is when ``target`` is the archive itself, under any name, or lies
+    inside the OCI layout directory the image is read from.
+    """
+    source = input_path(reference)
+    if source is None:
+        return
+    shown = target if shown is None else shown
+    target = os.path.abspath(target)
+    if os.path.exists(target) and os.path.samefile(source, target):
+        raise OptionError(
+            f"output {shown} is the input image {reference}; choose another file"
+        )
+    if os.path.isdir(source):
+        inside = os.path.commonpath(
+            [os.path.realpath(source), os.path.realpath(target)]
+        )
+        if inside == os.path.realpath(source):
+            raise OptionError(
+                f"output {shown} is inside the input image {reference}; "
+                "choose a file outside it"
+            )
+
+
 def input_path(reference: str) -> str | None:
-    """Return the file or directory that ``reference`` reads, if it names one."""
+    """Return the file or directory that ``reference`` reads, if it names one.
+
+    As when the reference is opened, the path is the longest part before a
+    ``:`` that exists, so ``app.tar:web:1.0`` reads ``app.tar``.
+    """
     for prefix in ("docker-archive:", "oci-archive:", "oci:"):
         if reference.startswith(prefix):
             reference = reference[len(prefix) :]
             break
-    for candidate in (reference, reference.rpartition(":")[0]):
-        if candidate and os.path.exists(candidate):
+    candidate = reference
+    while candidate:
+        if os.path.exists(candidate):
             return candidate
+        candidate = candidate.rpartition(":")[0]
     return None
 
 

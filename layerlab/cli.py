@@ -183,32 +183,28 @@ TABLE_NAMES = ("layers", "files", "filesystem", "waste", "history")
 
 def _check_table_outputs(reference: str, directory: str, form: str) -> None:
     """Check before reading that the tables can go to ``directory``."""
-    from ._write import input_path
+    from ._write import check_not_input
 
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise OptionError(f"{directory} exists and is not a directory")
-    source = input_path(reference)
     for name in TABLE_NAMES:
-        path = os.path.join(directory, f"{name}.{form}")
-        if (
-            source is not None
-            and os.path.exists(path)
-            and os.path.samefile(source, path)
-        ):
-            raise OptionError(
-                f"{path} is the input image {reference}; write the tables elsewhere"
-            )
+        check_not_input(os.path.join(directory, f"{name}.{form}"), reference)
 
 
 def _write_tables(image: Any, directory: str, form: str) -> None:
+    import contextlib
+
     from ._write import replacing
 
     os.makedirs(directory, exist_ok=True)
-    for name in TABLE_NAMES:
-        table = getattr(image, name)
-        # Each file is replaced whole, so an interrupted run leaves the
-        # previous tables as they were.
-        with replacing(os.path.join(directory, f"{name}.{form}")) as path:
+    # Every table is written to a temporary file first and all of them are
+    # renamed at the end, so an error or Ctrl-C while writing leaves the
+    # previous set of tables as it was.
+    with contextlib.ExitStack() as stack:
+        for name in TABLE_NAMES:
+            target = os.path.join(directory, f"{name}.{form}")
+            path = stack.enter_context(replacing(target))
+            table = getattr(image, name)
             if form == "parquet":
                 table.to_parquet(path, index=False)
             else:

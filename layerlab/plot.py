@@ -271,6 +271,8 @@ def waterfall(
     figure.update_layout(barmode="overlay")
     if layers.empty:
         _add_note(figure, "The image has no layers.")
+        # Without bars plotly invents a scale of millibytes.
+        figure.update_xaxes(showticklabels=False, range=[0, 1])
     return figure
 
 
@@ -516,6 +518,8 @@ def layer_sizes(
     )
     if layers.empty:
         _add_note(figure, "The image has no layers.")
+        # Without bars plotly invents a scale of millibytes.
+        figure.update_xaxes(showticklabels=False, range=[0, 1])
     return figure
 
 

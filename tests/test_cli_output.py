@@ -12,6 +12,7 @@ import io
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from handmade import Layer, directory, file, whiteout, write_docker_archive
 from rich.console import Console
@@ -369,8 +370,15 @@ def test_tables_interrupted_keep_previous(
     previous = {path.name: path.read_bytes() for path in tables.iterdir()}
     assert sorted(previous) == [f"{name}.csv" for name in sorted(TABLE_NAMES)]
 
-    def interrupt(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
+    written = []
+    original = pd.DataFrame.to_csv
+
+    def interrupt(table: pd.DataFrame, path: str, **options: object) -> None:
+        # The first tables are written in full before the interrupt lands.
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(path)
+        original(table, path, **options)
 
     # An interrupt cannot be timed to land mid-write, so the writer raises it.
     monkeypatch.setattr("pandas.DataFrame.to_csv", interrupt)

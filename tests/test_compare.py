@@ -22,6 +22,7 @@ from handmade import (
 import layerlab
 from layerlab._compare import compare, comparison_html, counted_diff_sizes
 from layerlab._compare_plots import change_treemap, sizes_figure, waterfalls_figure
+from layerlab._format import human_bytes
 from layerlab._pull import pull_cost, pull_seconds
 
 BASE = Layer([directory("usr"), file("usr/lib.so", b"L" * 1000), file("etc", b"cfg")])
@@ -482,3 +483,13 @@ def test_compare_without_directories(tmp_path: Path) -> None:
     # Files in the root belong to no directory, so the table is empty.
     assert comparison.directories[comparison.labels[1]].empty
     assert comparison.net_change(comparison.labels[1]) == 15
+
+
+def test_waterfall_hover_sizes_in_si_units(tmp_path: Path) -> None:
+    before, after = _images(tmp_path)
+    figure = waterfalls_figure(compare(str(before), str(after)))
+    named = [trace for trace in figure.data if trace.name]
+    assert named
+    for trace in named:
+        for text, value in zip(trace.hovertext, trace.y):
+            assert text.endswith(f"{trace.name}: {human_bytes(int(value))}")

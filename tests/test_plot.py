@@ -401,4 +401,6 @@ def test_zero_layer_image_notes(tmp_path: Path) -> None:
     for name, figure in figures.items():
         notes = [note.text for note in figure.layout.annotations]
         assert notes, name
+    for name in ("waterfall", "layer_sizes"):
+        assert figures[name].layout.xaxis.showticklabels is False, name
     assert "The image has no layers." in figures["waterfall"].layout.annotations[0].text

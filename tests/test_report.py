@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from handmade import Layer, directory, file, write_oci_archive
+from handmade import (
+    Layer,
+    directory,
+    file,
+    write_docker_archive,
+    write_oci_archive,
+    write_oci_layout,
+)
 from report_images import (
     HOSTILE_COMMAND,
     HOSTILE_NAMES,
@@ -616,3 +623,34 @@ def test_cli_report_negative_row_caps(
     assert main(["report", option, "-5", "-o", str(output)]) == 2
     assert f"{option} must be 0 or more, not -5" in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_cli_report_keeps_archive_named_by_tag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The archive path is the longest existing part before a ":", so
+    # app.tar:repo/name:tag still names app.tar.
+    archive = write_docker_archive(
+        tmp_path / "app.tar", [Layer([file("a", b"a")])], tag="web/app:1.0"
+    )
+    before = archive.read_bytes()
+    for reference in (
+        f"{archive}:web/app:1.0",
+        f"docker-archive:{archive}:web/app:1.0",
+    ):
+        assert main(["report", reference, "-o", str(archive)]) == 2
+        assert "is the input image" in capsys.readouterr().err
+    assert archive.read_bytes() == before
+
+
+def test_cli_report_never_inside_layout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout = write_oci_layout(tmp_path / "layout", [Layer([file("a", b"a")])])
+    index = layout / "index.json"
+    before = index.read_bytes()
+    assert main(["report", f"oci:{layout}", "-o", str(index)]) == 2
+    assert "inside the input image" in capsys.readouterr().err
+    assert index.read_bytes() == before
+    assert main(["report", f"oci:{layout}", "-o", str(layout / "new.html")]) == 2
+    assert not (layout / "new.html").exists()

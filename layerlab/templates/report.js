@@ -94,13 +94,22 @@
     return Object.assign({}, layout, { legend: Object.assign({}, legend, under) });
   }
 
+  // The report stays offline: plotly's "Share chart" button, on by default,
+  // would send the figure's data (paths, commands) to plotly's cloud.
+  var OFFLINE_CONFIG = {
+    responsive: true,
+    displaylogo: false,
+    showSendToCloud: false,
+    showEditInChartStudio: false,
+    showLink: false,
+    plotlyServerURL: "",
+    modeBarButtonsToRemove: ["sendDataToCloud", "editInChartStudio"],
+  };
+
   function drawFigures() {
     return eachBlock("data-figure", function (target, figure) {
       var layout = fitLayout(target, figure.layout);
-      return window.Plotly.newPlot(target, figure.data, layout, {
-        responsive: true,
-        displaylogo: false,
-      });
+      return window.Plotly.newPlot(target, figure.data, layout, OFFLINE_CONFIG);
     });
   }
 

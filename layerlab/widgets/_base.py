@@ -7,6 +7,8 @@ from typing import Any
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
+from .._format import OFFLINE_CONFIG
+
 
 class ChartBox(widgets.VBox):  # type: ignore[misc]
     """A vertical box with plotly charts and a static HTML fallback.
@@ -25,6 +27,9 @@ class ChartBox(widgets.VBox):  # type: ignore[misc]
     def _chart_widget(self, figure: go.Figure) -> go.FigureWidget:
         widget = go.FigureWidget(figure)
         widget.layout.autosize = True
+        # No "Share chart" button: it would send the image's paths to plotly's
+        # cloud.
+        widget._config = {**widget._config, **OFFLINE_CONFIG}
         return widget
 
     def _fit_charts(self) -> None:

@@ -298,3 +298,22 @@ def test_spoofing_names_show_escaped(browser: Any, tmp_path: Path) -> None:
     assert "rtl\\u202etxt.exe" in labels
     assert "\u202e" not in page.evaluate("() => document.body.innerText")
     assert browser.console_errors == []
+
+
+def test_charts_offer_no_cloud_upload(browser: Any, sample_report: Path) -> None:
+    # plotly's "Share chart" button sends a figure's data to plotly's cloud,
+    # which an offline report of an image must never offer.
+    browser.open(sample_report)
+    page = browser.page
+    titles = page.evaluate(
+        "() => [...document.querySelectorAll('.modebar-btn')]"
+        ".map(b => b.getAttribute('data-title'))"
+    )
+    assert "Download plot as a PNG" in titles
+    assert not [title for title in titles if "Share" in (title or "")]
+    contexts = page.evaluate(
+        "() => [...document.querySelectorAll('.figure')]"
+        ".map(f => [f._context.showSendToCloud, f._context.plotlyServerURL])"
+    )
+    assert contexts
+    assert all(context == [False, ""] for context in contexts)
