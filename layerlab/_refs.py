@@ -127,7 +127,7 @@ def _selected_image_file(text: str) -> Reference | None:
 
     Returns None when no prefix before a colon is a path that may hold images.
     """
-    for path, selector in _path_candidates(text):
+    for path, selector in path_candidates(text):
         if selector is not None and _may_hold_image(path, selector):
             reference = Reference(_guess_transport(path), path, inferred=True)
             return _with_selector(reference, selector)
@@ -162,7 +162,7 @@ def _unknown_transport(text: str, suggestion: str) -> str:
 
 
 def _split_path(transport: str, rest: str) -> Reference:
-    candidates = list(_path_candidates(rest))
+    candidates = list(path_candidates(rest))
     for path, selector in candidates:
         if os.path.exists(path):
             return _with_selector(Reference(transport, path), selector)
@@ -175,9 +175,12 @@ def _split_path(transport: str, rest: str) -> Reference:
     )
 
 
-def _path_candidates(rest: str) -> Iterator[tuple[str, str | None]]:
-    # The whole text first, then each prefix that ends before a colon,
-    # longest first.
+def path_candidates(rest: str) -> Iterator[tuple[str, str | None]]:
+    """Yield each way to split ``rest`` into a path and a selector.
+
+    The whole text comes first, with no selector, then each prefix that ends
+    before a colon, longest first, with the text after that colon.
+    """
     yield rest, None
     end = rest.rfind(":")
     while end > 0:

@@ -152,11 +152,9 @@ def validate_target(path: str | os.PathLike[str], images: Any) -> Path:
         raise OptionError(f"output directory {target.parent} does not exist")
     if target.is_dir():
         raise OptionError(f"output {path} is a directory; give a file name")
-    if isinstance(images, (str, os.PathLike)) or hasattr(images, "layers"):
-        images = [images]
-    for item in images:
+    for item in _as_list(images):
         reference = getattr(item, "reference", item)
-        check_not_input(target, os.fspath(reference), shown=path)
+        check_not_input(target, os.fspath(reference), as_given=path)
     return target
 
 
@@ -228,10 +226,7 @@ def render_report(
 def _open_all(images: Any) -> tuple[list[Any], list[Any]]:
     from ._image import open_image
 
-    if isinstance(images, (str, os.PathLike)) or hasattr(images, "layers"):
-        items = [images]
-    else:
-        items = list(images)
+    items = _as_list(images)
     if not items:
         raise OptionError("no image to report on")
     opened: list[Any] = []
@@ -249,6 +244,13 @@ def _open_all(images: Any) -> tuple[list[Any], list[Any]]:
             image.close()
         raise
     return opened, owned
+
+
+def _as_list(images: Any) -> list[Any]:
+    """Return one image or reference, or a sequence of them, as a list."""
+    if isinstance(images, (str, os.PathLike)) or hasattr(images, "layers"):
+        return [images]
+    return list(images)
 
 
 def _default_title(sections: list[_Section]) -> str:
@@ -301,10 +303,8 @@ def _section(
 
 def _waste_bars(waste: pd.DataFrame, by: str) -> tuple[int, int]:
     """Return how many bars the waste chart draws, and of how many groups."""
-    paths = waste["path"].astype(str).drop_duplicates()
-    if by == "directory":
-        paths = paths.map(lambda path: plot.waste_directory(path, 3)).drop_duplicates()
-    return min(WASTE_BARS, len(paths)), len(paths)
+    groups = plot.waste_groups(waste, by=by).nunique()
+    return min(WASTE_BARS, groups), groups
 
 
 def _waste_grouping(waste: pd.DataFrame) -> str:
@@ -502,14 +502,14 @@ def _layer_files(image: Any, limit: int, *, compress: bool) -> list[dict[str, An
     )
     changed = files[~noise]
     commands = _commands(image)
-    still_visible = _kept_directories(files)
+    kept_directories = _kept_directories(files)
     groups = dict(tuple(changed.groupby("layer", observed=True)))
     result = []
     for layer in image.layers["layer"]:
         entries = groups.get(int(layer), changed.iloc[:0])
         ordered = entries.sort_values(["size", "path"], ascending=[False, True])
         rows = [
-            _file_row(row, commands, kept=row.Index in still_visible)
+            _file_row(row, commands, still_visible=row.Index in kept_directories)
             for row in ordered.head(limit).itertuples()
         ]
         result.append(
@@ -561,16 +561,18 @@ def _kept_directories(files: pd.DataFrame) -> set[Any]:
     return kept
 
 
-def _file_row(row: Any, commands: dict[int, str], *, kept: bool = False) -> list[Any]:
+def _file_row(
+    row: Any, commands: dict[int, str], *, still_visible: bool = False
+) -> list[Any]:
     size = int(row.size)
-    hidden_by = None if pd.isna(row.hidden_by) or kept else int(row.hidden_by)
-    waste = "" if pd.isna(row.waste_reason) or kept else str(row.waste_reason)
+    hidden_by = None if pd.isna(row.hidden_by) or still_visible else int(row.hidden_by)
+    waste = "" if pd.isna(row.waste_reason) or still_visible else str(row.waste_reason)
     return [
         "/" + visible_text(str(row.path)),
         [human_bytes(size), size],
         str(row.change),
         str(row.kind),
-        "yes" if row.visible or kept else "no",
+        "yes" if row.visible or still_visible else "no",
         waste,
         _layer_cell(hidden_by, commands),
     ]

@@ -87,12 +87,12 @@ def validate_output(path: str, image: Image) -> str:
         raise OptionError(f"output directory {directory} does not exist")
     if os.path.isdir(target):
         raise OptionError(f"output {path} is a directory; give a file name")
-    check_not_input(target, image.reference, shown=path)
+    check_not_input(target, image.reference, as_given=path)
     return target
 
 
 def check_not_input(
-    target: str | os.PathLike[str], reference: str, *, shown: object = None
+    target: str | os.PathLike[str], reference: str, *, as_given: object = None
 ) -> None:
     """Raise OptionError if writing ``target`` would change the image ``reference``.
 
@@ -102,11 +102,11 @@ def check_not_input(
     source = input_path(reference)
     if source is None:
         return
-    shown = target if shown is None else shown
+    as_given = target if as_given is None else as_given
     target = os.path.abspath(target)
     if os.path.exists(target) and os.path.samefile(source, target):
         raise OptionError(
-            f"output {shown} is the input image {reference}; choose another file"
+            f"output {as_given} is the input image {reference}; choose another file"
         )
     if os.path.isdir(source):
         inside = os.path.commonpath(
@@ -114,7 +114,7 @@ def check_not_input(
         )
         if inside == os.path.realpath(source):
             raise OptionError(
-                f"output {shown} is inside the input image {reference}; "
+                f"output {as_given} is inside the input image {reference}; "
                 "choose a file outside it"
             )
 
@@ -125,15 +125,15 @@ def input_path(reference: str) -> str | None:
     As when the reference is opened, the path is the longest part before a
     ``:`` that exists, so ``app.tar:web:1.0`` reads ``app.tar``.
     """
+    from ._refs import path_candidates
+
     for prefix in ("docker-archive:", "oci-archive:", "oci:"):
         if reference.startswith(prefix):
             reference = reference[len(prefix) :]
             break
-    candidate = reference
-    while candidate:
-        if os.path.exists(candidate):
-            return candidate
-        candidate = candidate.rpartition(":")[0]
+    for path, _ in path_candidates(reference):
+        if path and os.path.exists(path):
+            return path
     return None
 
 

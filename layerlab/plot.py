@@ -33,6 +33,8 @@ __all__ = ["layer_sizes", "treemap", "waste", "waterfall"]
 LAYER_COLORS = (
     qualitative.Plotly + qualitative.Dark24 + qualitative.Light24 + qualitative.Alphabet
 )
+# Directory levels the waste chart keeps when it sums waste by directory.
+WASTE_DEPTH = 3
 REASON_COLORS = {
     "deleted": "#d62728",
     "overwritten": "#ff7f0e",
@@ -342,7 +344,7 @@ def waste(
     *,
     top: int = 20,
     by: str = "path",
-    depth: int = 3,
+    depth: int = WASTE_DEPTH,
     title: str | None = None,
 ) -> go.Figure:
     """Draw the ``top`` paths or directories with the most hidden bytes, by reason.
@@ -367,11 +369,7 @@ def waste(
     if depth < 1:
         raise OptionError(f"depth must be at least 1, not {depth}")
     table = _table(image, "waste")
-    if by == "path":
-        keys = table["path"].astype(str)
-    else:
-        keys = table["path"].astype(str).map(lambda path: waste_directory(path, depth))
-    table = table.assign(group=keys.to_numpy())
+    table = table.assign(group=waste_groups(table, by=by, depth=depth).to_numpy())
     totals = table.groupby("group")["size"].sum()
     groups = totals.sort_values(ascending=False, kind="stable").head(top).index
     chosen = table[table["group"].isin(groups)]
@@ -417,6 +415,20 @@ def waste(
     if table.empty:
         _add_note(figure, "No waste: every stored byte is visible in the final image.")
     return figure
+
+
+def waste_groups(
+    waste: pd.DataFrame, *, by: str = "path", depth: int = WASTE_DEPTH
+) -> pd.Series:
+    """Return the bar of the waste chart that each row of ``waste`` adds to.
+
+    That is the row's path, or with ``by="directory"`` its directory at most
+    ``depth`` levels deep (see :func:`waste_directory`).
+    """
+    paths = waste["path"].astype(str)
+    if by == "path":
+        return paths
+    return paths.map(lambda path: waste_directory(path, depth))
 
 
 def waste_directory(path: str, depth: int) -> str:

@@ -882,8 +882,8 @@ def test_write_error_names_output(
     def full_disk(source: str, target: str) -> None:
         raise OSError(28, "No space left on device", source)
 
-    # The packed archive is renamed into place last; a full disk cannot be had
-    # on demand, so that rename fails here with the staging file's name.
+    # The packed archive is renamed into place last. A full disk cannot be had
+    # on demand, so that rename fails here, naming the staging file.
     monkeypatch.setattr("layerlab._write.os.replace", full_disk)
     with layerlab.open_image(f"oci-archive:{archive}", cache=False) as image:
         with pytest.raises(OSError, match="No space left") as caught:
